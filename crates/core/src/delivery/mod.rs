@@ -1,0 +1,96 @@
+//! The one delivery step: load a message, make one attempt, decide, and record the
+//! outcome atomically. The local worker and the AWS deliver function only carry the
+//! returned [`Outcome`] out (re-arm a timer, change a visibility timeout).
+
+pub mod attempt;
+pub mod callback;
+
+use std::time::Duration;
+
+use crate::Services;
+use crate::error::Result;
+use crate::ids::{MessageId, dlq_id};
+use crate::message::{DlqEntry, Message, Origin};
+use crate::ports::{Change, Transition};
+use attempt::{Attempt, Response, Verdict};
+
+/// What one delivery step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// The attempt failed; the next one is due at this time (Unix ms).
+    RetryAt(i64),
+    /// The message went to the DLQ under this id.
+    Failed { dlq_id: String },
+    /// Woken early: the message is due at this time.
+    NotDue(i64),
+    /// The message no longer exists (cancelled, or already finished elsewhere).
+    Cancelled,
+}
+
+/// Makes one delivery attempt of message `id` if it is due.
+pub async fn deliver(services: &Services, id: &MessageId) -> Result<Outcome> {
+    let Some(message) = services.messages.get(id).await? else {
+        return Ok(Outcome::Cancelled);
+    };
+    let now = services.clock.now_ms();
+    if message.not_before > now {
+        return Ok(Outcome::NotDue(message.not_before));
+    }
+    let keys = services.keys.keys().await?;
+    let max = services.limits.max_timeout;
+    let timeout = message.timeout_ms.map_or(max, Duration::from_millis).min(max);
+    let attempt = Attempt {
+        message: &message,
+        key: &keys.current,
+        now_ms: now,
+        timeout,
+        max_response_bytes: services.limits.max_response_body_bytes,
+    };
+    let response = attempt::send(&services.http, attempt).await;
+    let finished = services.clock.now_ms();
+    let verdict = attempt::classify(&message, &response, finished);
+    let (transition, outcome) = decide(services, &message, &response, verdict, finished);
+    let wakeups: Vec<(MessageId, i64)> = transition.spawned.iter().map(|m| (m.id.clone(), m.not_before)).collect();
+    services.messages.apply(transition).await?;
+    for (spawned, due) in wakeups {
+        services.dispatcher.dispatch(&spawned, due).await?;
+    }
+    Ok(outcome)
+}
+
+/// Turns a verdict into the state change to store and the outcome to report.
+fn decide(services: &Services, m: &Message, response: &Response, verdict: Verdict, now: i64) -> (Transition, Outcome) {
+    let mut spawned = Vec::new();
+    let is_source = m.origin == Origin::Publish;
+    if let (true, Some(spec)) = (is_source, &m.callback) {
+        let body = callback::payload(m, response, None);
+        spawned.push(callback::callback_message(m, spec, body, Origin::Callback, now));
+    }
+    let (change, outcome) = match verdict {
+        Verdict::Delivered => (Change::Remove, Outcome::Delivered),
+        Verdict::Retry(at) => (Change::Retry { retried: m.retried + 1, not_before: at }, Outcome::RetryAt(at)),
+        Verdict::Failed => {
+            let entry = dead_letter(services, m, response, now);
+            if let (true, Some(spec)) = (is_source, &m.failure_callback) {
+                let body = callback::payload(m, response, Some(&entry.dlq_id));
+                spawned.push(callback::callback_message(m, spec, body, Origin::FailureCallback, now));
+            }
+            let outcome = Outcome::Failed { dlq_id: entry.dlq_id.clone() };
+            (Change::DeadLetter(Box::new(entry)), outcome)
+        }
+    };
+    (Transition { message_id: m.id.clone(), change, spawned }, outcome)
+}
+
+fn dead_letter(services: &Services, m: &Message, response: &Response, now: i64) -> DlqEntry {
+    DlqEntry {
+        dlq_id: dlq_id(now),
+        message: m.clone(),
+        response_status: response.status(),
+        response_headers: response.headers(),
+        response_body: response.body().to_vec(),
+        error: response.error().map(String::from),
+        expires_at: now.saturating_add(services.limits.dlq_retention.as_millis() as i64),
+    }
+}

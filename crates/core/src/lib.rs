@@ -1,0 +1,35 @@
+//! qpost-core: the domain of a QStash-compatible message queue.
+//!
+//! Everything that decides something lives here: the message model, parsing of publish
+//! requests, retry policy, request signing, the delivery step and the use cases that
+//! create, deliver, cancel and dead-letter messages. State and I/O go through the ports
+//! in [`ports`], so the embedded (SQLite) and AWS backends share every decision.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod dlq;
+pub mod duration;
+pub mod error;
+pub mod filter;
+pub mod headers;
+pub mod ids;
+pub mod keys;
+pub mod message;
+pub mod messages;
+pub mod ports;
+pub mod publish;
+pub mod retry;
+pub mod services;
+pub mod signing;
+pub mod wire;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+#[cfg(any(test, feature = "contract"))]
+pub mod test_support;
+
+pub use error::{Error, Result};
+pub use services::Services;
