@@ -21,6 +21,9 @@ pub struct Limits {
     pub dlq_retention: Duration,
     /// How much of a destination's response body is kept for callbacks and the DLQ. Default 1 MiB.
     pub max_response_body_bytes: usize,
+    /// Refuse destinations on loopback, link-local and private networks. Default false
+    /// (local mode); the client must then be built with `delivery_client(true)` too.
+    pub block_private_destinations: bool,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             dedup_window: Duration::from_secs(10 * 60),
             dlq_retention: Duration::from_secs(7 * 24 * 3600),
             max_response_body_bytes: 1 << 20,
+            block_private_destinations: false,
         }
     }
 }

@@ -13,21 +13,37 @@ pub const MAX_PAGE: usize = 100;
 
 /// Parses a page size: absent means [`MAX_PAGE`]; larger values are capped.
 pub fn page_size(value: Option<&str>) -> Result<usize> {
-    let Some(value) = value else { return Ok(MAX_PAGE) };
+    let Some(value) = value else {
+        return Ok(MAX_PAGE);
+    };
     match value.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n.min(MAX_PAGE)),
-        _ => Err(Error::bad_request(format!("count must be a positive integer, got {value:?}"))),
+        _ => Err(Error::bad_request(format!(
+            "count must be a positive integer, got {value:?}"
+        ))),
     }
 }
 
-pub async fn list(services: &Services, filter: &DlqFilter, cursor: Option<&str>, count: usize) -> Result<Page<DlqEntry>> {
+pub async fn list(
+    services: &Services,
+    filter: &DlqFilter,
+    cursor: Option<&str>,
+    count: usize,
+) -> Result<Page<DlqEntry>> {
     let now = services.clock.now_ms();
-    services.dlq.list_dlq(filter, cursor.filter(|c| !c.is_empty()), count, now).await
+    services
+        .dlq
+        .list_dlq(filter, cursor.filter(|c| !c.is_empty()), count, now)
+        .await
 }
 
 pub async fn get(services: &Services, dlq_id: &str) -> Result<DlqEntry> {
     let now = services.clock.now_ms();
-    services.dlq.get_dlq(dlq_id, now).await?.ok_or_else(|| Error::not_found("dlq message not found"))
+    services
+        .dlq
+        .get_dlq(dlq_id, now)
+        .await?
+        .ok_or_else(|| Error::not_found("dlq message not found"))
 }
 
 pub async fn delete(services: &Services, dlq_id: &str) -> Result<()> {
@@ -50,7 +66,11 @@ pub async fn delete_many(
     }
     let page = list(services, filter, cursor, count).await?;
     let ids: Vec<String> = page.items.iter().map(|e| e.dlq_id.clone()).collect();
-    let deleted = if ids.is_empty() { 0 } else { services.dlq.remove_dlq(&ids).await? };
+    let deleted = if ids.is_empty() {
+        0
+    } else {
+        services.dlq.remove_dlq(&ids).await?
+    };
     Ok((deleted, page.cursor))
 }
 
@@ -64,14 +84,24 @@ fn revive(services: &Services, entry: &DlqEntry, overrides: &PublishOptions) -> 
     message.created_at = now;
     message.origin = Origin::Publish;
     overrides.apply(&mut message, now);
-    NewMessage { message, dedup: None, from_dlq: Some(entry.dlq_id.clone()) }
+    NewMessage {
+        message,
+        dedup: None,
+        from_dlq: Some(entry.dlq_id.clone()),
+    }
 }
 
 /// Retries one entry: it leaves the DLQ in the same write that creates the message.
-pub async fn retry(services: &Services, dlq_id: &str, overrides: &PublishOptions) -> Result<Published> {
+pub async fn retry(
+    services: &Services,
+    dlq_id: &str,
+    overrides: &PublishOptions,
+) -> Result<Published> {
     let entry = get(services, dlq_id).await?;
     let mut published = store(services, vec![revive(services, &entry, overrides)]).await?;
-    published.pop().ok_or_else(|| Error::internal("the store returned no result"))
+    published
+        .pop()
+        .ok_or_else(|| Error::internal("the store returned no result"))
 }
 
 /// Retries the listed ids or one page of matching entries.
@@ -88,10 +118,17 @@ pub async fn retry_many(
     } else {
         let mut entries = Vec::new();
         for id in &filter.dlq_ids {
-            entries.push(get(services, id).await.map_err(|_| Error::not_found("Some messages were not found in the DLQ"))?);
+            entries.push(
+                get(services, id)
+                    .await
+                    .map_err(|_| Error::not_found("Some messages were not found in the DLQ"))?,
+            );
         }
         (entries, None)
     };
-    let batch = entries.iter().map(|e| revive(services, e, overrides)).collect();
+    let batch = entries
+        .iter()
+        .map(|e| revive(services, e, overrides))
+        .collect();
     Ok((store(services, batch).await?, next))
 }

@@ -39,17 +39,31 @@ pub enum Scope {
 }
 
 /// Query parameters every list or bulk endpoint also takes, ignored by the filter.
-const PAGING: &[&str] = &["cursor", "count", "qstash_token", "order", "api", "trimBody"];
+const PAGING: &[&str] = &[
+    "cursor",
+    "count",
+    "qstash_token",
+    "order",
+    "api",
+    "trimBody",
+];
 
 fn push_values(target: &mut Vec<String>, value: &str) {
-    target.extend(value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(String::from));
+    target.extend(
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from),
+    );
 }
 
 fn parse_ms(name: &str, value: &str) -> Result<i64> {
-    value
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| Error::bad_request(format!("{name} must be a Unix time in milliseconds, got {value:?}")))
+    value.trim().parse::<i64>().map_err(|_| {
+        Error::bad_request(format!(
+            "{name} must be a Unix time in milliseconds, got {value:?}"
+        ))
+    })
 }
 
 impl MessageFilter {
@@ -59,7 +73,9 @@ impl MessageFilter {
             "messageIds" | "messageId" => &mut self.message_ids,
             "url" => &mut self.url,
             "host" | "path" if scope == Scope::Dlq => {
-                return Err(Error::bad_request(format!("the DLQ cannot be filtered by {name}")));
+                return Err(Error::bad_request(format!(
+                    "the DLQ cannot be filtered by {name}"
+                )));
             }
             "host" => &mut self.host,
             "path" => &mut self.path,
@@ -101,7 +117,10 @@ impl MessageFilter {
 
     pub fn matches(&self, m: &Message) -> bool {
         let parsed = url::Url::parse(&m.url).ok();
-        let host = parsed.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+        let host = parsed
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .unwrap_or_default();
         let path = parsed.as_ref().map(|u| u.path()).unwrap_or_default();
         any(&self.message_ids, Some(m.id.as_str()))
             && any(&self.url, Some(&m.url))
@@ -141,7 +160,9 @@ impl DlqFilter {
             "responseStatus" => {
                 for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
                     let status = v.parse().map_err(|_| {
-                        Error::bad_request(format!("responseStatus must be an HTTP status, got {v:?}"))
+                        Error::bad_request(format!(
+                            "responseStatus must be an HTTP status, got {v:?}"
+                        ))
                     })?;
                     self.response_status.push(status);
                 }
@@ -174,7 +195,8 @@ impl DlqFilter {
         let (from, to) = (message.from_date.take(), message.to_date.take());
         any(&self.dlq_ids, Some(&e.dlq_id))
             && (self.response_status.is_empty()
-                || e.response_status.is_some_and(|s| self.response_status.contains(&s)))
+                || e.response_status
+                    .is_some_and(|s| self.response_status.contains(&s)))
             && message.matches(&e.message)
             && in_range(from, to, failed_at)
     }
@@ -209,7 +231,11 @@ fn json_pairs(body: &Value) -> Result<Vec<(String, String)>> {
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
-                _ => return Err(Error::bad_request(format!("{name} must be a string or a number"))),
+                _ => {
+                    return Err(Error::bad_request(format!(
+                        "{name} must be a string or a number"
+                    )));
+                }
             };
             pairs.push((name.clone(), text));
         }
@@ -222,12 +248,16 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn repeated_and_comma_separated_values_are_both_accepted() {
-        let f = MessageFilter::from_query(&q(&[("label", "a,b"), ("label", "c"), ("count", "5")])).unwrap();
+        let f = MessageFilter::from_query(&q(&[("label", "a,b"), ("label", "c"), ("count", "5")]))
+            .unwrap();
         assert_eq!(f.label, ["a", "b", "c"]);
     }
 

@@ -12,13 +12,20 @@ pub struct Headers(BTreeMap<String, Vec<String>>);
 /// Go's `http.CanonicalHeaderKey`: upper-case the first letter and every letter after
 /// a hyphen, lower-case the rest. Names with characters outside a token stay as given.
 pub fn canonical_name(name: &str) -> String {
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b)) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_!#$%&'*+.^`|~".contains(&b))
+    {
         return name.to_string();
     }
     let mut upper = true;
     name.chars()
         .map(|c| {
-            let out = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
             upper = c == '-';
             out
         })
@@ -32,7 +39,10 @@ impl Headers {
 
     /// Adds a value under the canonical form of `name`.
     pub fn append(&mut self, name: &str, value: impl Into<String>) {
-        self.0.entry(canonical_name(name)).or_default().push(value.into());
+        self.0
+            .entry(canonical_name(name))
+            .or_default()
+            .push(value.into());
     }
 
     /// Replaces every value of `name`.
@@ -87,7 +97,10 @@ mod tests {
     fn names_are_canonicalised_like_go() {
         assert_eq!(canonical_name("test-header"), "Test-Header");
         assert_eq!(canonical_name("CONTENT-TYPE"), "Content-Type");
-        assert_eq!(canonical_name("bypass-tunnel-reminder"), "Bypass-Tunnel-Reminder");
+        assert_eq!(
+            canonical_name("bypass-tunnel-reminder"),
+            "Bypass-Tunnel-Reminder"
+        );
         assert_eq!(canonical_name("x y"), "x y");
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod dlq;
 pub mod duration;
+pub mod egress;
 pub mod error;
 pub mod filter;
 pub mod headers;

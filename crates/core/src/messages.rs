@@ -12,12 +12,19 @@ pub const MAX_CANCEL_COUNT: usize = 500;
 /// A pending or retrying message; 404 once delivered, dead-lettered or cancelled.
 pub async fn get(services: &Services, id: &str) -> Result<Message> {
     let id = MessageId::from_string(id.to_string());
-    services.messages.get(&id).await?.ok_or_else(|| Error::not_found("message not found"))
+    services
+        .messages
+        .get(&id)
+        .await?
+        .ok_or_else(|| Error::not_found("message not found"))
 }
 
 /// Cancels one message: it is removed and never delivered again.
 pub async fn cancel(services: &Services, id: &str) -> Result<u64> {
-    let removed = services.messages.remove(&[MessageId::from_string(id.to_string())]).await?;
+    let removed = services
+        .messages
+        .remove(&[MessageId::from_string(id.to_string())])
+        .await?;
     if removed == 0 {
         return Err(Error::not_found("message not found"));
     }
@@ -26,10 +33,14 @@ pub async fn cancel(services: &Services, id: &str) -> Result<u64> {
 
 /// Parses the `count` of a bulk cancel: 1 to 500, no limit when absent.
 pub fn cancel_count(value: Option<&str>) -> Result<usize> {
-    let Some(value) = value else { return Ok(usize::MAX) };
+    let Some(value) = value else {
+        return Ok(usize::MAX);
+    };
     match value.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CANCEL_COUNT).contains(&n) => Ok(n),
-        _ => Err(Error::bad_request(format!("count must be between 1 and {MAX_CANCEL_COUNT}, got {value:?}"))),
+        _ => Err(Error::bad_request(format!(
+            "count must be between 1 and {MAX_CANCEL_COUNT}, got {value:?}"
+        ))),
     }
 }
 
@@ -38,7 +49,11 @@ pub async fn cancel_many(services: &Services, filter: &MessageFilter, count: usi
     let ids: Vec<MessageId> = if filter.message_ids.is_empty() {
         services.messages.find(filter, count).await?
     } else {
-        filter.message_ids.iter().map(|id| MessageId::from_string(id.clone())).collect()
+        filter
+            .message_ids
+            .iter()
+            .map(|id| MessageId::from_string(id.clone()))
+            .collect()
     };
     if ids.is_empty() {
         return Ok(0);

@@ -6,6 +6,8 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::ports::{Dispatcher, DlqStore, KeyStore, MessageStore};
 
+pub use crate::egress::delivery_client;
+
 /// Everything a use case may touch; built once at start-up by the binary or the Lambda.
 #[derive(Clone)]
 pub struct Services {
@@ -17,15 +19,4 @@ pub struct Services {
     /// Client for requests to destinations; pooled, keep-alive, no redirects.
     pub http: reqwest::Client,
     pub limits: Limits,
-}
-
-/// The HTTP client deliveries use: connection pooling and keep-alive, and no redirect
-/// following, so a 3xx answer counts as a failed attempt like any other non-2xx.
-pub fn delivery_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default()
 }

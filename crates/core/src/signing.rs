@@ -53,7 +53,10 @@ pub struct SigningKeys {
 impl SigningKeys {
     /// Rotation as the hosted service does it: next becomes current, a fresh key becomes next.
     pub fn rotated(&self) -> Self {
-        Self { current: self.next.clone(), next: SigningKey::generate() }
+        Self {
+            current: self.next.clone(),
+            next: SigningKey::generate(),
+        }
     }
 }
 
@@ -151,7 +154,10 @@ mod tests {
 
     #[test]
     fn rotation_promotes_next_and_debug_hides_keys() {
-        let keys = SigningKeys { current: SigningKey::generate(), next: SigningKey::generate() };
+        let keys = SigningKeys {
+            current: SigningKey::generate(),
+            next: SigningKey::generate(),
+        };
         let rotated = keys.rotated();
         assert_eq!(rotated.current, keys.next);
         assert_ne!(rotated.next, keys.next);

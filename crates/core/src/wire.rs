@@ -13,7 +13,10 @@ use crate::publish::Published;
 
 /// `REDACTED:<sha256 hex>` of a value hidden by `Upstash-Redact-Fields`.
 pub fn redacted(value: &[u8]) -> String {
-    let hex: String = Sha256::digest(value).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha256::digest(value)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("REDACTED:{hex}")
 }
 
@@ -21,7 +24,14 @@ fn redact_headers(headers: &Headers, r: &Redaction) -> Headers {
     let mut out = Headers::new();
     for (name, value) in headers.pairs() {
         let hide = r.all_headers || r.headers.iter().any(|h| h.eq_ignore_ascii_case(name));
-        out.append(name, if hide { redacted(value.as_bytes()) } else { value.to_string() });
+        out.append(
+            name,
+            if hide {
+                redacted(value.as_bytes())
+            } else {
+                value.to_string()
+            },
+        );
     }
     out
 }
@@ -77,7 +87,9 @@ pub struct MessageView {
 }
 
 fn callback_headers(spec: &Option<CallbackSpec>) -> Option<Headers> {
-    spec.as_ref().map(|s| s.headers.clone()).filter(|h| !h.is_empty())
+    spec.as_ref()
+        .map(|s| s.headers.clone())
+        .filter(|h| !h.is_empty())
 }
 
 impl From<&Message> for MessageView {
@@ -160,7 +172,10 @@ pub struct DlqPageView {
 
 impl From<&Page<DlqEntry>> for DlqPageView {
     fn from(page: &Page<DlqEntry>) -> Self {
-        Self { messages: page.items.iter().map(DlqMessageView::from).collect(), cursor: page.cursor.clone() }
+        Self {
+            messages: page.items.iter().map(DlqMessageView::from).collect(),
+            cursor: page.cursor.clone(),
+        }
     }
 }
 
@@ -176,7 +191,11 @@ pub struct PublishedView {
 
 impl From<&Published> for PublishedView {
     fn from(p: &Published) -> Self {
-        Self { message_id: p.message_id.to_string(), url: p.url.clone(), deduplicated: p.deduplicated }
+        Self {
+            message_id: p.message_id.to_string(),
+            url: p.url.clone(),
+            deduplicated: p.deduplicated,
+        }
     }
 }
 
@@ -191,7 +210,11 @@ mod tests {
         m.body = b"secret".to_vec();
         m.headers.set("Authorization", "Bearer x");
         m.headers.set("X-Plain", "p");
-        m.redact = Redaction { body: true, all_headers: false, headers: vec!["Authorization".into()] };
+        m.redact = Redaction {
+            body: true,
+            all_headers: false,
+            headers: vec!["Authorization".into()],
+        };
         let v = serde_json::to_value(MessageView::from(&m)).unwrap();
         assert_eq!(v["body"], redacted(b"secret"));
         assert!(v["body"].as_str().unwrap().starts_with("REDACTED:"));
@@ -206,7 +229,14 @@ mod tests {
         let v = serde_json::to_value(MessageView::from(&m)).unwrap();
         assert_eq!(v["bodyBase64"], "/wA=");
         assert!(v.get("body").is_none());
-        for field in ["messageId", "url", "method", "maxRetries", "notBefore", "createdAt"] {
+        for field in [
+            "messageId",
+            "url",
+            "method",
+            "maxRetries",
+            "notBefore",
+            "createdAt",
+        ] {
             assert!(v.get(field).is_some(), "{field}");
         }
     }

@@ -14,7 +14,11 @@ use crate::signing::{SigningKey, sign};
 #[derive(Clone, Debug)]
 pub enum Response {
     /// It answered (any status).
-    Answered { status: u16, headers: HeaderMap, body: Vec<u8> },
+    Answered {
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
     /// No usable answer: timeout or connection failure.
     NoAnswer { error: String },
 }
@@ -66,11 +70,18 @@ pub struct Attempt<'a> {
     pub now_ms: i64,
     pub timeout: Duration,
     pub max_response_bytes: usize,
+    /// Refuse literal non-public addresses (names are filtered by the client's resolver).
+    pub block_private: bool,
 }
 
 /// Sends one attempt. Every destination failure comes back as [`Response::NoAnswer`].
 pub async fn send(client: &reqwest::Client, a: Attempt<'_>) -> Response {
     let m = a.message;
+    if a.block_private
+        && let Err(error) = crate::egress::check_literal(&m.url)
+    {
+        return Response::NoAnswer { error };
+    }
     let method = reqwest::Method::from_bytes(m.method.as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut req = client.request(method, &m.url).timeout(a.timeout);
     for (name, value) in m.headers.pairs() {
@@ -80,7 +91,10 @@ pub async fn send(client: &reqwest::Client, a: Attempt<'_>) -> Response {
         .header("User-Agent", "Upstash-QStash")
         .header("Upstash-Message-Id", m.id.as_str())
         .header("Upstash-Retried", m.retried.to_string())
-        .header("Upstash-Signature", sign(a.key, &m.url, &m.body, a.now_ms.div_euclid(1000)));
+        .header(
+            "Upstash-Signature",
+            sign(a.key, &m.url, &m.body, a.now_ms.div_euclid(1000)),
+        );
     for (name, value) in [
         ("Upstash-Caller-Ip", &m.caller_ip),
         ("Upstash-Schedule-Id", &m.schedule_id),
@@ -102,9 +116,15 @@ pub async fn send(client: &reqwest::Client, a: Attempt<'_>) -> Response {
                 break;
             }
         }
-        Ok::<_, reqwest::Error>(Response::Answered { status, headers, body })
+        Ok::<_, reqwest::Error>(Response::Answered {
+            status,
+            headers,
+            body,
+        })
     };
-    result.await.unwrap_or_else(|e| Response::NoAnswer { error: describe(&e, a.timeout) })
+    result.await.unwrap_or_else(|e| Response::NoAnswer {
+        error: describe(&e, a.timeout),
+    })
 }
 
 /// A client-facing description of a transport failure, without qpost internals.
@@ -123,7 +143,10 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
 
 /// Decides success, retry or failure. `now_ms` is when the attempt ended.
 pub fn classify(m: &Message, response: &Response, now_ms: i64) -> Verdict {
-    if let Response::Answered { status, headers, .. } = response {
+    if let Response::Answered {
+        status, headers, ..
+    } = response
+    {
         if (200..300).contains(status) {
             return Verdict::Delivered;
         }
@@ -162,7 +185,11 @@ mod tests {
         for (k, v) in headers {
             map.insert(http::HeaderName::try_from(*k).unwrap(), v.parse().unwrap());
         }
-        Response::Answered { status, headers: map, body: vec![] }
+        Response::Answered {
+            status,
+            headers: map,
+            body: vec![],
+        }
     }
 
     #[test]
@@ -176,9 +203,14 @@ mod tests {
     #[test]
     fn non_2xx_answers_and_transport_errors_are_retried_with_default_backoff() {
         let m = message();
-        assert_eq!(classify(&m, &answered(500, &[]), 1_000), Verdict::Retry(1_000 + 12_182));
+        assert_eq!(
+            classify(&m, &answered(500, &[]), 1_000),
+            Verdict::Retry(1_000 + 12_182)
+        );
         assert_eq!(classify(&m, &answered(302, &[]), 0), Verdict::Retry(12_182));
-        let timeout = Response::NoAnswer { error: "timed out".into() };
+        let timeout = Response::NoAnswer {
+            error: "timed out".into(),
+        };
         assert_eq!(classify(&m, &timeout, 0), Verdict::Retry(12_182));
     }
 
@@ -186,15 +218,25 @@ mod tests {
     fn the_second_retry_waits_longer() {
         let mut m = message();
         m.retried = 1;
-        assert_eq!(classify(&m, &answered(500, &[]), 0), Verdict::Retry(148_413));
+        assert_eq!(
+            classify(&m, &answered(500, &[]), 0),
+            Verdict::Retry(148_413)
+        );
     }
 
     #[test]
     fn a_489_with_the_non_retryable_header_fails_at_once() {
         let m = message();
-        let v = classify(&m, &answered(489, &[("Upstash-NonRetryable-Error", "true")]), 0);
+        let v = classify(
+            &m,
+            &answered(489, &[("Upstash-NonRetryable-Error", "true")]),
+            0,
+        );
         assert_eq!(v, Verdict::Failed);
-        assert!(matches!(classify(&m, &answered(489, &[]), 0), Verdict::Retry(_)));
+        assert!(matches!(
+            classify(&m, &answered(489, &[]), 0),
+            Verdict::Retry(_)
+        ));
     }
 
     #[test]
@@ -211,6 +253,9 @@ mod tests {
         assert_eq!(classify(&m, &answered(500, &[]), 0), Verdict::Retry(1_000));
         m.retried = 2;
         assert_eq!(classify(&m, &answered(500, &[]), 0), Verdict::Retry(3_000));
-        assert_eq!(classify(&m, &answered(429, &[("Retry-After", "7")]), 0), Verdict::Retry(7_000));
+        assert_eq!(
+            classify(&m, &answered(429, &[("Retry-After", "7")]), 0),
+            Verdict::Retry(7_000)
+        );
     }
 }

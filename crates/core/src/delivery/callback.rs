@@ -75,7 +75,13 @@ pub fn payload(m: &Message, response: &Response, dlq_id: Option<&str>) -> Vec<u8
 
 /// A message carrying `body` to a callback; unset config falls back to the source
 /// message's retries and retry delay.
-pub fn callback_message(source: &Message, spec: &CallbackSpec, body: Vec<u8>, origin: Origin, now: i64) -> Message {
+pub fn callback_message(
+    source: &Message,
+    spec: &CallbackSpec,
+    body: Vec<u8>,
+    origin: Origin,
+    now: i64,
+) -> Message {
     let mut headers = spec.headers.clone();
     if headers.get("Content-Type").is_none() {
         headers.set("Content-Type", "application/json");
@@ -88,7 +94,10 @@ pub fn callback_message(source: &Message, spec: &CallbackSpec, body: Vec<u8>, or
         body,
         max_retries: spec.retries.unwrap_or(source.max_retries),
         retried: 0,
-        retry_delay: spec.retry_delay.clone().or_else(|| source.retry_delay.clone()),
+        retry_delay: spec
+            .retry_delay
+            .clone()
+            .or_else(|| source.retry_delay.clone()),
         timeout_ms: spec.timeout_ms,
         not_before: now.saturating_add(spec.delay_ms.unwrap_or(0) as i64),
         created_at: now,
@@ -118,13 +127,21 @@ mod tests {
         m.caller_ip = Some("1.2.3.4".into());
         let mut headers = http::HeaderMap::new();
         headers.insert("x-r", "1".parse().unwrap());
-        let response = Response::Answered { status: 201, headers, body: b"ok".to_vec() };
-        let v: serde_json::Value = serde_json::from_slice(&payload(&m, &response, Some("1-0"))).unwrap();
+        let response = Response::Answered {
+            status: 201,
+            headers,
+            body: b"ok".to_vec(),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&payload(&m, &response, Some("1-0"))).unwrap();
         assert_eq!(v["status"], 201);
         assert_eq!(v["header"]["X-R"], serde_json::json!(["1"]));
         assert_eq!(v["body"], "b2s=");
         assert_eq!(v["sourceBody"], STANDARD.encode("héllo".as_bytes()));
-        assert_eq!(v["sourceHeader"]["Content-Type"], serde_json::json!(["text/plain"]));
+        assert_eq!(
+            v["sourceHeader"]["Content-Type"],
+            serde_json::json!(["text/plain"])
+        );
         assert_eq!(v["sourceMessageId"], m.id.as_str());
         assert_eq!(v["dlqId"], "1-0");
         assert_eq!(v["maxRetries"], 3);
@@ -140,12 +157,22 @@ mod tests {
     fn a_callback_inherits_retry_settings_unless_overridden() {
         let mut m = message();
         m.max_retries = 5;
-        let spec = CallbackSpec { url: "https://cb".into(), ..Default::default() };
+        let spec = CallbackSpec {
+            url: "https://cb".into(),
+            ..Default::default()
+        };
         let cb = callback_message(&m, &spec, b"{}".to_vec(), Origin::Callback, 10);
-        assert_eq!((cb.max_retries, cb.method.as_str(), cb.not_before), (5, "POST", 10));
+        assert_eq!(
+            (cb.max_retries, cb.method.as_str(), cb.not_before),
+            (5, "POST", 10)
+        );
         assert_eq!(cb.headers.first("Content-Type"), Some("application/json"));
         assert!(cb.callback.is_none() && cb.failure_callback.is_none());
-        let spec = CallbackSpec { retries: Some(0), delay_ms: Some(500), ..spec };
+        let spec = CallbackSpec {
+            retries: Some(0),
+            delay_ms: Some(500),
+            ..spec
+        };
         let cb = callback_message(&m, &spec, vec![], Origin::Callback, 10);
         assert_eq!((cb.max_retries, cb.not_before), (0, 510));
     }

@@ -21,7 +21,9 @@ pub enum Outcome {
     /// The attempt failed; the next one is due at this time (Unix ms).
     RetryAt(i64),
     /// The message went to the DLQ under this id.
-    Failed { dlq_id: String },
+    Failed {
+        dlq_id: String,
+    },
     /// Woken early: the message is due at this time.
     NotDue(i64),
     /// The message no longer exists (cancelled, or already finished elsewhere).
@@ -39,19 +41,27 @@ pub async fn deliver(services: &Services, id: &MessageId) -> Result<Outcome> {
     }
     let keys = services.keys.keys().await?;
     let max = services.limits.max_timeout;
-    let timeout = message.timeout_ms.map_or(max, Duration::from_millis).min(max);
+    let timeout = message
+        .timeout_ms
+        .map_or(max, Duration::from_millis)
+        .min(max);
     let attempt = Attempt {
         message: &message,
         key: &keys.current,
         now_ms: now,
         timeout,
         max_response_bytes: services.limits.max_response_body_bytes,
+        block_private: services.limits.block_private_destinations,
     };
     let response = attempt::send(&services.http, attempt).await;
     let finished = services.clock.now_ms();
     let verdict = attempt::classify(&message, &response, finished);
     let (transition, outcome) = decide(services, &message, &response, verdict, finished);
-    let wakeups: Vec<(MessageId, i64)> = transition.spawned.iter().map(|m| (m.id.clone(), m.not_before)).collect();
+    let wakeups: Vec<(MessageId, i64)> = transition
+        .spawned
+        .iter()
+        .map(|m| (m.id.clone(), m.not_before))
+        .collect();
     services.messages.apply(transition).await?;
     for (spawned, due) in wakeups {
         services.dispatcher.dispatch(&spawned, due).await?;
@@ -60,27 +70,60 @@ pub async fn deliver(services: &Services, id: &MessageId) -> Result<Outcome> {
 }
 
 /// Turns a verdict into the state change to store and the outcome to report.
-fn decide(services: &Services, m: &Message, response: &Response, verdict: Verdict, now: i64) -> (Transition, Outcome) {
+fn decide(
+    services: &Services,
+    m: &Message,
+    response: &Response,
+    verdict: Verdict,
+    now: i64,
+) -> (Transition, Outcome) {
     let mut spawned = Vec::new();
     let is_source = m.origin == Origin::Publish;
     if let (true, Some(spec)) = (is_source, &m.callback) {
         let body = callback::payload(m, response, None);
-        spawned.push(callback::callback_message(m, spec, body, Origin::Callback, now));
+        spawned.push(callback::callback_message(
+            m,
+            spec,
+            body,
+            Origin::Callback,
+            now,
+        ));
     }
     let (change, outcome) = match verdict {
         Verdict::Delivered => (Change::Remove, Outcome::Delivered),
-        Verdict::Retry(at) => (Change::Retry { retried: m.retried + 1, not_before: at }, Outcome::RetryAt(at)),
+        Verdict::Retry(at) => (
+            Change::Retry {
+                retried: m.retried + 1,
+                not_before: at,
+            },
+            Outcome::RetryAt(at),
+        ),
         Verdict::Failed => {
             let entry = dead_letter(services, m, response, now);
             if let (true, Some(spec)) = (is_source, &m.failure_callback) {
                 let body = callback::payload(m, response, Some(&entry.dlq_id));
-                spawned.push(callback::callback_message(m, spec, body, Origin::FailureCallback, now));
+                spawned.push(callback::callback_message(
+                    m,
+                    spec,
+                    body,
+                    Origin::FailureCallback,
+                    now,
+                ));
             }
-            let outcome = Outcome::Failed { dlq_id: entry.dlq_id.clone() };
+            let outcome = Outcome::Failed {
+                dlq_id: entry.dlq_id.clone(),
+            };
             (Change::DeadLetter(Box::new(entry)), outcome)
         }
     };
-    (Transition { message_id: m.id.clone(), change, spawned }, outcome)
+    (
+        Transition {
+            message_id: m.id.clone(),
+            change,
+            spawned,
+        },
+        outcome,
+    )
 }
 
 fn dead_letter(services: &Services, m: &Message, response: &Response, now: i64) -> DlqEntry {

@@ -44,13 +44,15 @@ fn is_config_param(name: &str) -> bool {
 /// Splits a publish query string into the destination's own part (kept byte for byte)
 /// and the decoded `upstash-*` config parameters.
 pub fn split_query(raw: Option<&str>) -> (Option<String>, Vec<(String, String)>) {
-    let Some(raw) = raw.filter(|q| !q.is_empty()) else { return (None, Vec::new()) };
+    let Some(raw) = raw.filter(|q| !q.is_empty()) else {
+        return (None, Vec::new());
+    };
     let mut kept = Vec::new();
     let mut config = Vec::new();
     for segment in raw.split('&') {
         let (name, value) = form_pair(segment);
         if is_config_param(&name) {
-            if name.to_ascii_lowercase() != "qstash_token" {
+            if !name.eq_ignore_ascii_case("qstash_token") {
                 config.push((name, value));
             }
         } else {
@@ -63,11 +65,27 @@ pub fn split_query(raw: Option<&str>) -> (Option<String>, Vec<(String, String)>)
 
 fn form_pair(segment: &str) -> (String, String) {
     let mut parsed = url::form_urlencoded::parse(segment.as_bytes());
-    parsed.next().map(|(k, v)| (k.into_owned(), v.into_owned())).unwrap_or_default()
+    parsed
+        .next()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .unwrap_or_default()
 }
 
-/// Resolves the path destination to a URL, re-attaching the destination's query.
+/// Resolves the path destination to a URL, re-attaching the destination's query. A
+/// fully percent-encoded URL (`https%3A%2F%2F…`) is decoded first.
 fn destination_url(destination: &str, query: Option<String>) -> Result<String> {
+    let decoded;
+    let mut destination = destination;
+    let lower = destination.to_ascii_lowercase();
+    if lower.starts_with("http%3a%2f%2f") || lower.starts_with("https%3a%2f%2f") {
+        decoded = url::form_urlencoded::parse(
+            format!("d={}", destination.replace('+', "%2B")).as_bytes(),
+        )
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+        destination = &decoded;
+    }
     let lower = destination.to_ascii_lowercase();
     if !lower.starts_with("http://") && !lower.starts_with("https://") {
         if destination.contains(':') || destination.contains('/') || destination.is_empty() {
@@ -75,7 +93,9 @@ fn destination_url(destination: &str, query: Option<String>) -> Result<String> {
                 "invalid destination url: endpoint has invalid scheme, add http:// or https://",
             ));
         }
-        return Err(Error::not_found(format!("url group {destination:?} not found")));
+        return Err(Error::not_found(format!(
+            "url group {destination:?} not found"
+        )));
     }
     let url = match query {
         Some(q) => format!("{destination}?{q}"),
@@ -85,7 +105,12 @@ fn destination_url(destination: &str, query: Option<String>) -> Result<String> {
 }
 
 /// A fresh message to `url` with the defaults of `limits`, then `options` applied.
-pub fn new_message(services: &Services, url: String, body: Vec<u8>, options: &PublishOptions) -> Message {
+pub fn new_message(
+    services: &Services,
+    url: String,
+    body: Vec<u8>,
+    options: &PublishOptions,
+) -> Message {
     let now = services.clock.now_ms();
     let mut message = Message {
         id: MessageId::generate(),
@@ -179,7 +204,10 @@ fn content_hash(m: &Message) -> String {
 pub async fn publish(services: &Services, req: PublishRequest) -> Result<Vec<Published>> {
     let (dest_query, config) = split_query(req.raw_query.as_deref());
     let url = destination_url(&req.destination, dest_query)?;
-    let source = ConfigSource { headers: &req.headers, query: &config };
+    let source = ConfigSource {
+        headers: &req.headers,
+        query: &config,
+    };
     let options = PublishOptions::parse(&source, &services.limits)?;
     if req.body.len() > services.limits.max_body_bytes {
         return Err(Error::PayloadTooLarge(format!(
@@ -187,29 +215,59 @@ pub async fn publish(services: &Services, req: PublishRequest) -> Result<Vec<Pub
             services.limits.max_body_bytes
         )));
     }
+    if services.limits.block_private_destinations {
+        let callbacks = [&options.callback, &options.failure_callback];
+        let urls = std::iter::once(url.as_str())
+            .chain(callbacks.into_iter().flatten().map(|c| c.url.as_str()));
+        for u in urls {
+            crate::egress::check_literal(u).map_err(Error::bad_request)?;
+        }
+    }
     let mut message = new_message(services, url, req.body.to_vec(), &options);
     message.caller_ip = req.caller_ip;
     let expires = services.clock.now_ms() + services.limits.dedup_window.as_millis() as i64;
     let dedup = options.dedup_key(&message, expires);
-    let published = store(services, vec![NewMessage { message, dedup, from_dlq: None }]).await?;
+    let published = store(
+        services,
+        vec![NewMessage {
+            message,
+            dedup,
+            from_dlq: None,
+        }],
+    )
+    .await?;
     Ok(published)
 }
 
 /// Stores messages in one durable write, then wakes delivery of the created ones.
 pub async fn store(services: &Services, batch: Vec<NewMessage>) -> Result<Vec<Published>> {
-    let heads: Vec<(MessageId, String, i64)> =
-        batch.iter().map(|n| (n.message.id.clone(), n.message.url.clone(), n.message.not_before)).collect();
+    let heads: Vec<(MessageId, String, i64)> = batch
+        .iter()
+        .map(|n| {
+            (
+                n.message.id.clone(),
+                n.message.url.clone(),
+                n.message.not_before,
+            )
+        })
+        .collect();
     let results = services.messages.insert(batch).await?;
     let mut out = Vec::with_capacity(results.len());
     for ((id, url, due), inserted) in heads.into_iter().zip(results) {
         match inserted {
             Inserted::Created => {
                 services.dispatcher.dispatch(&id, due).await?;
-                out.push(Published { message_id: id, url, deduplicated: false });
+                out.push(Published {
+                    message_id: id,
+                    url,
+                    deduplicated: false,
+                });
             }
-            Inserted::Duplicate(original) => {
-                out.push(Published { message_id: original, url, deduplicated: true })
-            }
+            Inserted::Duplicate(original) => out.push(Published {
+                message_id: original,
+                url,
+                deduplicated: true,
+            }),
             Inserted::DlqEntryMissing => return Err(Error::not_found("dlq message not found")),
         }
     }
@@ -234,9 +292,25 @@ mod tests {
             destination_url("https://example.com/123/", Some("a=b".into())).unwrap(),
             "https://example.com/123/?a=b"
         );
-        assert!(matches!(destination_url("ftp://x", None), Err(Error::BadRequest(_))));
-        assert!(matches!(destination_url("example.com/x", None), Err(Error::BadRequest(_))));
-        assert!(matches!(destination_url("https://", None), Err(Error::BadRequest(_))));
-        assert!(matches!(destination_url("my-group", None), Err(Error::NotFound(_))));
+        assert!(matches!(
+            destination_url("ftp://x", None),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            destination_url("example.com/x", None),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            destination_url("https://", None),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            destination_url("my-group", None),
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(
+            destination_url("https%3A%2F%2Fexample.com%2Fa%3Fb%3Dc", None).unwrap(),
+            "https://example.com/a?b=c"
+        );
     }
 }

@@ -63,7 +63,10 @@ impl ConfigSource<'_> {
             return v.to_str().ok().map(str::trim);
         }
         let lower = name.to_ascii_lowercase();
-        self.query.iter().find(|(k, _)| k.to_ascii_lowercase() == lower).map(|(_, v)| v.trim())
+        self.query
+            .iter()
+            .find(|(k, _)| k.to_ascii_lowercase() == lower)
+            .map(|(_, v)| v.trim())
     }
 
     /// Every (lowercase name, value) pair from both places.
@@ -73,7 +76,11 @@ impl ConfigSource<'_> {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
-        out.extend(self.query.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
+        out.extend(
+            self.query
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+        );
         out
     }
 }
@@ -82,7 +89,9 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" | "" => Ok(false),
-        _ => Err(Error::bad_request(format!("{name} must be true or false, got {value:?}"))),
+        _ => Err(Error::bad_request(format!(
+            "{name} must be true or false, got {value:?}"
+        ))),
     }
 }
 
@@ -91,16 +100,24 @@ fn parse_method(name: &str, value: &str) -> Result<String> {
     if METHODS.contains(&method.as_str()) {
         Ok(method)
     } else {
-        Err(Error::bad_request(format!("{name} must be one of {}, got {value:?}", METHODS.join(", "))))
+        Err(Error::bad_request(format!(
+            "{name} must be one of {}, got {value:?}",
+            METHODS.join(", ")
+        )))
     }
 }
 
 fn parse_retries(name: &str, value: &str, limits: &Limits) -> Result<u32> {
-    let n: u32 = value
-        .parse()
-        .map_err(|_| Error::bad_request(format!("{name} must be a non-negative integer, got {value:?}")))?;
+    let n: u32 = value.parse().map_err(|_| {
+        Error::bad_request(format!(
+            "{name} must be a non-negative integer, got {value:?}"
+        ))
+    })?;
     if n > limits.max_retries {
-        return Err(Error::bad_request(format!("{name} must be at most {}, got {n}", limits.max_retries)));
+        return Err(Error::bad_request(format!(
+            "{name} must be at most {}, got {n}",
+            limits.max_retries
+        )));
     }
     Ok(n)
 }
@@ -108,7 +125,10 @@ fn parse_retries(name: &str, value: &str, limits: &Limits) -> Result<u32> {
 fn parse_delay(name: &str, value: &str, limits: &Limits) -> Result<u64> {
     let d = parse_duration(value).map_err(|e| Error::bad_request(format!("{name}: {e}")))?;
     if d > limits.max_delay {
-        return Err(Error::bad_request(format!("{name} exceeds the maximum delay of {}s", limits.max_delay.as_secs())));
+        return Err(Error::bad_request(format!(
+            "{name} exceeds the maximum delay of {}s",
+            limits.max_delay.as_secs()
+        )));
     }
     Ok(d.as_millis() as u64)
 }
@@ -125,9 +145,12 @@ fn parse_timeout(name: &str, value: &str, limits: &Limits) -> Result<u64> {
 /// Checks that a destination or callback is an absolute http(s) URL with a host.
 pub fn parse_url(name: &str, value: &str) -> Result<String> {
     let invalid = |why: &str| Error::bad_request(format!("invalid {name}: {why}"));
-    let url = url::Url::parse(value).map_err(|e| invalid(&format!("{value:?} is not a URL ({e})")))?;
+    let url =
+        url::Url::parse(value).map_err(|e| invalid(&format!("{value:?} is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("endpoint has invalid scheme, add http:// or https://"));
+        return Err(invalid(
+            "endpoint has invalid scheme, add http:// or https://",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host"));
@@ -146,7 +169,9 @@ fn parse_redact(value: &str) -> Result<Redaction> {
         match (lower.as_str(), inner) {
             ("body", _) => r.body = true,
             ("header" | "headers", _) => r.all_headers = true,
-            (_, Some(name)) if !name.is_empty() => r.headers.push(crate::headers::canonical_name(name)),
+            (_, Some(name)) if !name.is_empty() => {
+                r.headers.push(crate::headers::canonical_name(name))
+            }
             _ => {
                 return Err(Error::bad_request(format!(
                     "Upstash-Redact-Fields: unknown field {field:?} (use body, header or header[Name])"
@@ -158,17 +183,34 @@ fn parse_redact(value: &str) -> Result<Redaction> {
 }
 
 fn parse_labels(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Config names of a callback, after the `Upstash-Callback-` or `Upstash-Failure-Callback-` prefix.
 const CALLBACK_CONFIG: &[&str] = &["method", "timeout", "retries", "retry-delay", "delay"];
 
-fn parse_callback(src: &ConfigSource, prefix: &str, limits: &Limits) -> Result<Option<CallbackSpec>> {
-    let Some(url) = src.value(prefix) else { return Ok(None) };
+fn parse_callback(
+    src: &ConfigSource,
+    prefix: &str,
+    limits: &Limits,
+) -> Result<Option<CallbackSpec>> {
+    let Some(url) = src.value(prefix) else {
+        return Ok(None);
+    };
     let display = crate::headers::canonical_name(prefix);
-    let mut spec = CallbackSpec { url: parse_url(&format!("{display} url"), url)?, ..Default::default() };
-    let sub = |key: &str| src.value(&format!("{prefix}-{key}")).map(|v| (format!("{display}-{key}"), v));
+    let mut spec = CallbackSpec {
+        url: parse_url(&format!("{display} url"), url)?,
+        ..Default::default()
+    };
+    let sub = |key: &str| {
+        src.value(&format!("{prefix}-{key}"))
+            .map(|v| (format!("{display}-{key}"), v))
+    };
     if let Some((n, v)) = sub("method") {
         spec.method = Some(parse_method(&n, v)?);
     }
@@ -188,7 +230,9 @@ fn parse_callback(src: &ConfigSource, prefix: &str, limits: &Limits) -> Result<O
     // as documented, and bare `<Name>` as the Python SDK sends its callback headers.
     let start = format!("{prefix}-");
     for (name, value) in src.entries() {
-        let Some(rest) = name.strip_prefix(&start) else { continue };
+        let Some(rest) = name.strip_prefix(&start) else {
+            continue;
+        };
         let rest = rest.strip_prefix("forward-").unwrap_or(rest);
         if !CALLBACK_CONFIG.contains(&rest) && !rest.is_empty() {
             spec.headers.append(rest, value);
@@ -205,9 +249,11 @@ fn forwarded(src: &ConfigSource, forward_all: bool) -> Headers {
             if !rest.is_empty() {
                 out.append(rest, value);
             }
-        } else if name == "content-type" {
-            out.append(&name, value);
-        } else if forward_all && !name.starts_with("upstash-") && !NOT_FORWARDED.contains(&name.as_str()) {
+        } else if name == "content-type"
+            || (forward_all
+                && !name.starts_with("upstash-")
+                && !NOT_FORWARDED.contains(&name.as_str()))
+        {
             out.append(&name, value);
         }
     }
@@ -227,10 +273,14 @@ impl PublishOptions {
         }
         if let Some(nb) = v("upstash-not-before") {
             let secs = nb.parse::<i64>().map_err(|_| {
-                Error::bad_request(format!("Upstash-Not-Before must be a Unix time in seconds, got {nb:?}"))
+                Error::bad_request(format!(
+                    "Upstash-Not-Before must be a Unix time in seconds, got {nb:?}"
+                ))
             })?;
             if secs < 0 {
-                return Err(Error::bad_request("Upstash-Not-Before must not be negative"));
+                return Err(Error::bad_request(
+                    "Upstash-Not-Before must not be negative",
+                ));
             }
             o.not_before_secs = Some(secs);
         }
@@ -243,11 +293,15 @@ impl PublishOptions {
         if let Some(t) = v("upstash-timeout") {
             o.timeout_ms = Some(parse_timeout("Upstash-Timeout", t, limits)?);
         }
-        let forward_all = v("upstash-header-forward").map(|f| parse_bool("Upstash-Header-Forward", f)).transpose()?;
+        let forward_all = v("upstash-header-forward")
+            .map(|f| parse_bool("Upstash-Header-Forward", f))
+            .transpose()?;
         o.forward = forwarded(src, forward_all.unwrap_or(false));
         o.callback = parse_callback(src, "upstash-callback", limits)?;
         o.failure_callback = parse_callback(src, "upstash-failure-callback", limits)?;
-        o.dedup_id = v("upstash-deduplication-id").filter(|d| !d.is_empty()).map(String::from);
+        o.dedup_id = v("upstash-deduplication-id")
+            .filter(|d| !d.is_empty())
+            .map(String::from);
         if let Some(c) = v("upstash-content-based-deduplication") {
             o.content_dedup = parse_bool("Upstash-Content-Based-Deduplication", c)?;
         }
@@ -265,13 +319,25 @@ mod tests {
         parse_with_query(headers, &[])
     }
 
-    fn parse_with_query(headers: &[(&str, &str)], query: &[(&str, &str)]) -> Result<PublishOptions> {
+    fn parse_with_query(
+        headers: &[(&str, &str)],
+        query: &[(&str, &str)],
+    ) -> Result<PublishOptions> {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.append(http::HeaderName::try_from(*k).unwrap(), v.parse().unwrap());
         }
-        let query: Vec<_> = query.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        PublishOptions::parse(&ConfigSource { headers: &map, query: &query }, &Limits::default())
+        let query: Vec<_> = query
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        PublishOptions::parse(
+            &ConfigSource {
+                headers: &map,
+                query: &query,
+            },
+            &Limits::default(),
+        )
     }
 
     #[test]
@@ -307,7 +373,10 @@ mod tests {
         ])
         .unwrap();
         let pairs: Vec<_> = o.forward.pairs().collect();
-        assert_eq!(pairs, [("Content-Type", "application/json"), ("Test-Header", "v")]);
+        assert_eq!(
+            pairs,
+            [("Content-Type", "application/json"), ("Test-Header", "v")]
+        );
     }
 
     #[test]
@@ -325,7 +394,8 @@ mod tests {
 
     #[test]
     fn query_parameters_carry_config_too() {
-        let o = parse_with_query(&[], &[("upstash-retries", "2"), ("upstash-delay", "100s")]).unwrap();
+        let o =
+            parse_with_query(&[], &[("upstash-retries", "2"), ("upstash-delay", "100s")]).unwrap();
         assert_eq!((o.retries, o.delay_ms), (Some(2), Some(100_000)));
     }
 
@@ -353,11 +423,21 @@ mod tests {
 
     #[test]
     fn redaction_accepts_every_spelling() {
-        let o = parse(&[("Upstash-Redact-Fields", "body, headers[authorization],header[X-Key]")]).unwrap();
+        let o = parse(&[(
+            "Upstash-Redact-Fields",
+            "body, headers[authorization],header[X-Key]",
+        )])
+        .unwrap();
         let r = o.redact.unwrap();
         assert!(r.body && !r.all_headers);
         assert_eq!(r.headers, ["Authorization", "X-Key"]);
-        assert!(parse(&[("Upstash-Redact-Fields", "header")]).unwrap().redact.unwrap().all_headers);
+        assert!(
+            parse(&[("Upstash-Redact-Fields", "header")])
+                .unwrap()
+                .redact
+                .unwrap()
+                .all_headers
+        );
         assert!(parse(&[("Upstash-Redact-Fields", "colour")]).is_err());
     }
 

@@ -1,0 +1,202 @@
+//! qpost local mode: one process serving the QStash-compatible API over a SQLite file,
+//! with the in-process timer and delivery worker.
+//!
+//! [`LocalApp::build`] opens the store and binds the listener; [`LocalApp::run`] serves
+//! until the shutdown future resolves, then lets in-flight attempts finish.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use qpost_core::Services;
+use qpost_core::clock::{Clock, SystemClock};
+use qpost_core::config::Limits;
+use qpost_core::ports::MessageStore;
+use qpost_core::services::delivery_client;
+use qpost_core::signing::{SigningKey, SigningKeys};
+use qpost_embedded::{SqliteStore, Timer, Worker};
+use qpost_http::HttpConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The public QStash dev-server credentials (user 1), so SDK code written for the dev
+/// server works unchanged.
+pub const DEV_TOKEN: &str =
+    "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
+pub const DEV_CURRENT_SIGNING_KEY: &str = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
+pub const DEV_NEXT_SIGNING_KEY: &str = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
+
+/// How often expired DLQ entries and deduplication keys are dropped.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Everything local mode can be told.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Accepted API tokens; the first is the one printed.
+    pub tokens: Vec<String>,
+    /// Signing keys to force; `None` keeps the stored ones (dev keys on first start).
+    pub keys: Option<SigningKeys>,
+    pub limits: Limits,
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+}
+
+impl Settings {
+    /// Defaults for `addr` and `data_dir`: dev token, stored or dev keys, default limits.
+    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            addr,
+            data_dir,
+            tokens: vec![DEV_TOKEN.to_string()],
+            keys: None,
+            limits: Limits::default(),
+            concurrency: 256,
+        }
+    }
+}
+
+/// The default signing keys of a fresh data directory.
+pub fn dev_keys() -> SigningKeys {
+    SigningKeys {
+        current: SigningKey::parse(DEV_CURRENT_SIGNING_KEY).expect("valid key"),
+        next: SigningKey::parse(DEV_NEXT_SIGNING_KEY).expect("valid key"),
+    }
+}
+
+/// A built, bound, not yet running local server.
+pub struct LocalApp {
+    listener: TcpListener,
+    services: Arc<Services>,
+    store: Arc<SqliteStore>,
+    timer: Arc<Timer>,
+    settings: Settings,
+    keys: SigningKeys,
+}
+
+impl LocalApp {
+    /// Opens the data directory and binds the address.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
+        let path = settings.data_dir.join("qpost.db");
+        let store = Arc::new(
+            SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+        );
+        let keys = store.init_keys(settings.keys.clone(), dev_keys()).await?;
+        let timer = Arc::new(Timer::new());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let services = Arc::new(Services {
+            messages: store.clone(),
+            dlq: store.clone(),
+            keys: store.clone(),
+            dispatcher: timer.clone(),
+            clock,
+            http: delivery_client(settings.limits.block_private_destinations),
+            limits: settings.limits.clone(),
+        });
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        Ok(Self {
+            listener,
+            services,
+            store,
+            timer,
+            settings,
+            keys,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.settings.addr)
+    }
+
+    /// The signing keys in force at start-up.
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    /// The `QSTASH_*` block to paste into an application's environment.
+    pub fn env_block(&self) -> String {
+        let token = self
+            .settings
+            .tokens
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        format!(
+            "QSTASH_URL=http://{}\nQSTASH_TOKEN={token}\nQSTASH_CURRENT_SIGNING_KEY={}\nQSTASH_NEXT_SIGNING_KEY={}",
+            self.local_addr(),
+            self.keys.current.expose(),
+            self.keys.next.expose(),
+        )
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, finishes in-flight
+    /// requests and delivery attempts, and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        for (id, due) in self.store.due_times().await? {
+            self.timer.push(id, due);
+        }
+        tracing::info!(pending = self.timer.len(), "rescheduled stored messages");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = Worker::new(
+            self.services.clone(),
+            self.timer.clone(),
+            self.settings.concurrency,
+        );
+        let worker = tokio::spawn(worker.run(stop_rx.clone()));
+        let purger = tokio::spawn(purge_loop(
+            self.store.clone(),
+            self.services.clock.clone(),
+            stop_rx.clone(),
+        ));
+        let config = HttpConfig {
+            tokens: self.settings.tokens.clone(),
+        };
+        let app = qpost_http::router(self.services.clone(), config);
+        let mut http_stop = stop_rx;
+        let serve = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        });
+        let serve = tokio::spawn(async move { serve.await });
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests and attempts in flight");
+        let _ = stop_tx.send(true);
+        serve.await??;
+        worker.await?;
+        purger.await?;
+        Ok(())
+    }
+}
+
+async fn purge_loop(
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = store.purge(clock.now_ms()).await {
+            tracing::warn!(error = %e, "purging expired entries failed");
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(PURGE_EVERY) => {}
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The qpost binary: local mode with sane defaults (`cargo run --release`).
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use qpost::LocalApp;
+use qpost::cli::Cli;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Cli::parse().into_settings()?;
+    let app = LocalApp::build(settings).await?;
+    // Handlers are installed before the block is printed: whoever reads it may signal at once.
+    let shutdown = shutdown_signal()?;
+    println!(
+        "qpost is running at http://{}\n{}",
+        app.local_addr(),
+        app.env_block()
+    );
+    app.run(shutdown).await
+}
+
+/// A future resolving on SIGINT (Ctrl-C) or SIGTERM, with both handlers installed now.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
