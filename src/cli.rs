@@ -55,6 +55,9 @@ pub struct Cli {
     /// Refuse destinations on loopback, link-local and private networks.
     #[arg(long, env = "QPOST_BLOCK_PRIVATE_DESTINATIONS")]
     pub block_private_destinations: bool,
+    /// How long log events are kept.
+    #[arg(long, env = "QPOST_EVENT_RETENTION", default_value = "7d")]
+    pub event_retention: String,
     /// Delivery attempts in flight at once.
     #[arg(long, env = "QPOST_CONCURRENCY", default_value_t = 256)]
     pub concurrency: usize,
@@ -91,6 +94,7 @@ impl Cli {
         s.limits.max_timeout = duration("max-timeout", &self.max_timeout)?;
         s.limits.dedup_window = duration("dedup-window", &self.dedup_window)?;
         s.limits.dlq_retention = duration("dlq-retention", &self.dlq_retention)?;
+        s.limits.event_retention = duration("event-retention", &self.event_retention)?;
         anyhow::ensure!(
             !s.limits.max_timeout.is_zero(),
             "--max-timeout must be positive"

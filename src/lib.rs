@@ -20,7 +20,7 @@ use qpost_core::config::Limits;
 use qpost_core::ports::MessageStore;
 use qpost_core::services::delivery_client;
 use qpost_core::signing::{SigningKey, SigningKeys};
-use qpost_embedded::{SqliteStore, Timer, Worker};
+use qpost_embedded::{Gate, SqliteStore, Ticker, Timer, Worker};
 use qpost_http::HttpConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,6 +77,8 @@ pub struct LocalApp {
     services: Arc<Services>,
     store: Arc<SqliteStore>,
     timer: Arc<Timer>,
+    gate: Arc<Gate>,
+    ticker: Arc<Ticker>,
     settings: Settings,
     keys: SigningKeys,
 }
@@ -92,12 +94,20 @@ impl LocalApp {
         );
         let keys = store.init_keys(settings.keys.clone(), dev_keys()).await?;
         let timer = Arc::new(Timer::new());
+        let gate = Arc::new(Gate::new(settings.concurrency as u32));
+        let ticker = Arc::new(Ticker::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let services = Arc::new(Services {
             messages: store.clone(),
             dlq: store.clone(),
             keys: store.clone(),
             dispatcher: timer.clone(),
+            schedules: store.clone(),
+            registry: ticker.clone(),
+            topics: store.clone(),
+            queues: store.clone(),
+            events: store.clone(),
+            admission: gate.clone(),
             clock,
             http: delivery_client(settings.limits.block_private_destinations),
             limits: settings.limits.clone(),
@@ -110,6 +120,8 @@ impl LocalApp {
             services,
             store,
             timer,
+            gate,
+            ticker,
             settings,
             keys,
         })
@@ -140,26 +152,39 @@ impl LocalApp {
         )
     }
 
+    /// Re-arms every stored message and queue after a start.
+    async fn restore(&self) -> anyhow::Result<()> {
+        for queue in self.services.queues.list_queues().await? {
+            self.services.admission.queue_changed(&queue).await?;
+        }
+        let wakeups = self.store.wakeups().await?;
+        let pending = wakeups.len();
+        for wakeup in wakeups {
+            self.timer.push(wakeup);
+        }
+        tracing::info!(pending, "rescheduled stored messages");
+        Ok(())
+    }
+
     /// Serves until `shutdown` resolves; then stops accepting, finishes in-flight
     /// requests and delivery attempts, and returns.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        for (id, due) in self.store.due_times().await? {
-            self.timer.push(id, due);
-        }
-        tracing::info!(pending = self.timer.len(), "rescheduled stored messages");
+        self.restore().await?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = Worker::new(
             self.services.clone(),
             self.timer.clone(),
+            self.gate.clone(),
             self.settings.concurrency,
         );
         let worker = tokio::spawn(worker.run(stop_rx.clone()));
+        let _ = &self.ticker;
         let purger = tokio::spawn(purge_loop(
+            self.services.clone(),
             self.store.clone(),
-            self.services.clock.clone(),
             stop_rx.clone(),
         ));
         let config = HttpConfig {
@@ -186,13 +211,18 @@ impl LocalApp {
 }
 
 async fn purge_loop(
+    services: Arc<Services>,
     store: Arc<SqliteStore>,
-    clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = store.purge(clock.now_ms()).await {
-            tracing::warn!(error = %e, "purging expired entries failed");
+        let now = services.clock.now_ms();
+        if let Err(e) = store.purge(now).await {
+            tracing::warn!(error = %e, "purging expired DLQ entries failed");
+        }
+        let before = now - services.limits.event_retention.as_millis() as i64;
+        if let Err(e) = services.events.purge_events(before).await {
+            tracing::warn!(error = %e, "purging old log events failed");
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,

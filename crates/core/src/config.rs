@@ -19,6 +19,8 @@ pub struct Limits {
     pub dedup_window: Duration,
     /// How long DLQ entries are kept. Default 7 days.
     pub dlq_retention: Duration,
+    /// How long log events are kept. Default 7 days.
+    pub event_retention: Duration,
     /// How much of a destination's response body is kept for callbacks and the DLQ. Default 1 MiB.
     pub max_response_body_bytes: usize,
     /// Refuse destinations on loopback, link-local and private networks. Default false
@@ -36,6 +38,7 @@ impl Default for Limits {
             max_delay: Duration::from_secs(365 * 24 * 3600),
             dedup_window: Duration::from_secs(10 * 60),
             dlq_retention: Duration::from_secs(7 * 24 * 3600),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
             max_response_body_bytes: 1 << 20,
             block_private_destinations: false,
         }

@@ -2,24 +2,27 @@
 //! by each backend's tests against its real storage (SQLite file, DynamoDB emulator).
 //! Each check panics with a message naming the broken rule.
 
-use crate::filter::{DlqFilter, MessageFilter};
+use crate::events::{Event, EventState};
+use crate::filter::{DlqFilter, EventFilter, MessageFilter};
 use crate::ids::{MessageId, dlq_id};
 use crate::message::{DlqEntry, Message};
 use crate::ports::{
-    Change, DedupKey, DlqStore, Inserted, KeyStore, MessageStore, NewMessage, Transition,
+    Change, DedupKey, DlqStore, EventLog, Inserted, KeyStore, MessageStore, NewMessage, Transition,
+    Wakeup,
 };
 use crate::signing::{SigningKey, SigningKeys};
 use crate::test_support::message;
 
 /// A backend under test: all three stores.
-pub trait Backend: MessageStore + DlqStore + KeyStore {}
-impl<T: MessageStore + DlqStore + KeyStore> Backend for T {}
+pub trait Backend: MessageStore + DlqStore + KeyStore + EventLog {}
+impl<T: MessageStore + DlqStore + KeyStore + EventLog> Backend for T {}
 
 fn new(m: &Message) -> NewMessage {
     NewMessage {
         message: m.clone(),
         dedup: None,
         from_dlq: None,
+        events: vec![],
     }
 }
 
@@ -58,11 +61,8 @@ pub async fn messages_round_trip_with_their_bodies(store: &dyn Backend) {
         "a stored message reads back equal"
     );
     assert!(
-        store
-            .due_times()
-            .await
-            .unwrap()
-            .contains(&(m.id.clone(), m.not_before))
+        store.wakeups().await.unwrap().contains(&Wakeup::of(&m)),
+        "wake-ups are rebuilt from the store"
     );
     assert_eq!(store.remove(std::slice::from_ref(&m.id)).await.unwrap(), 1);
     assert_eq!(
@@ -123,8 +123,22 @@ pub async fn transitions_retry_remove_and_dead_letter(store: &dyn Backend) {
             not_before: 42,
         },
         spawned: vec![spawned.clone()],
+        events: vec![Event::of(&m, EventState::Retry, 42)],
     };
     store.apply(retry).await.unwrap();
+    let only = EventFilter {
+        message: MessageFilter {
+            message_ids: vec![m.id.to_string()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let logged = store.list_events(&only, None, 10).await.unwrap();
+    assert_eq!(
+        logged.items.iter().map(|e| e.state).collect::<Vec<_>>(),
+        [EventState::Retry],
+        "events ride with the transition"
+    );
     let after = store.get(&m.id).await.unwrap().unwrap();
     assert_eq!(
         (after.retried, after.not_before),
@@ -140,6 +154,7 @@ pub async fn transitions_retry_remove_and_dead_letter(store: &dyn Backend) {
         message_id: m.id.clone(),
         change: Change::DeadLetter(Box::new(e.clone())),
         spawned: vec![],
+        events: vec![],
     };
     store.apply(dead).await.unwrap();
     assert!(
@@ -155,6 +170,7 @@ pub async fn transitions_retry_remove_and_dead_letter(store: &dyn Backend) {
         message_id: m.id.clone(),
         change: Change::DeadLetter(Box::new(entry(&after, 1_001, i64::MAX))),
         spawned: vec![],
+        events: vec![],
     };
     store.apply(again).await.unwrap();
     let all = store
@@ -181,6 +197,7 @@ pub async fn transitions_retry_remove_and_dead_letter(store: &dyn Backend) {
         message_id: MessageId::generate(),
         change: Change::Remove,
         spawned: vec![],
+        events: vec![],
     };
     store.apply(gone).await.unwrap();
     store.remove_dlq(&[e.dlq_id]).await.unwrap();
@@ -201,6 +218,7 @@ pub async fn dlq_pages_follow_the_cursor_and_skip_expired(store: &dyn Backend) {
             message_id: m.id.clone(),
             change: Change::DeadLetter(Box::new(e)),
             spawned: vec![],
+            events: vec![],
         };
         store.apply(t).await.unwrap();
     }
@@ -251,6 +269,7 @@ pub async fn a_dlq_retry_consumes_its_entry_exactly_once(store: &dyn Backend) {
             message_id: m.id.clone(),
             change: Change::DeadLetter(Box::new(e.clone())),
             spawned: vec![],
+            events: vec![],
         })
         .await
         .unwrap();

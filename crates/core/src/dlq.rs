@@ -85,9 +85,8 @@ fn revive(services: &Services, entry: &DlqEntry, overrides: &PublishOptions) -> 
     message.origin = Origin::Publish;
     overrides.apply(&mut message, now);
     NewMessage {
-        message,
-        dedup: None,
         from_dlq: Some(entry.dlq_id.clone()),
+        ..crate::publish::new(message, None)
     }
 }
 

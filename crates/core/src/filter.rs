@@ -116,23 +116,104 @@ impl MessageFilter {
     }
 
     pub fn matches(&self, m: &Message) -> bool {
-        let parsed = url::Url::parse(&m.url).ok();
+        self.matches_fields(&Fields {
+            id: m.id.as_str(),
+            url: &m.url,
+            topic_name: m.topic_name.as_deref(),
+            queue_name: m.queue_name.as_deref(),
+            schedule_id: m.schedule_id.as_deref(),
+            caller_ip: m.caller_ip.as_deref(),
+            flow_control_key: m.flow_control.as_ref().map(|f| f.key.as_str()),
+            labels: &m.labels,
+            time: m.created_at,
+        })
+    }
+
+    fn matches_fields(&self, f: &Fields) -> bool {
+        let parsed = url::Url::parse(f.url).ok();
         let host = parsed
             .as_ref()
             .and_then(|u| u.host_str())
             .unwrap_or_default();
         let path = parsed.as_ref().map(|u| u.path()).unwrap_or_default();
-        any(&self.message_ids, Some(m.id.as_str()))
-            && any(&self.url, Some(&m.url))
+        any(&self.message_ids, Some(f.id))
+            && any(&self.url, Some(f.url))
             && any(&self.host, Some(host))
             && any(&self.path, Some(path))
-            && any(&self.topic_name, m.topic_name.as_deref())
-            && any(&self.queue_name, m.queue_name.as_deref())
-            && any(&self.schedule_id, m.schedule_id.as_deref())
-            && any(&self.caller_ip, m.caller_ip.as_deref())
-            && (self.label.is_empty() || m.labels.iter().any(|l| self.label.contains(l)))
-            && self.flow_control_key.is_empty()
-            && in_range(self.from_date, self.to_date, m.created_at)
+            && any(&self.topic_name, f.topic_name)
+            && any(&self.queue_name, f.queue_name)
+            && any(&self.schedule_id, f.schedule_id)
+            && any(&self.caller_ip, f.caller_ip)
+            && any(&self.flow_control_key, f.flow_control_key)
+            && (self.label.is_empty() || f.labels.iter().any(|l| self.label.contains(l)))
+            && in_range(self.from_date, self.to_date, f.time)
+    }
+}
+
+/// The fields filters look at, read off a message or an event.
+struct Fields<'a> {
+    id: &'a str,
+    url: &'a str,
+    topic_name: Option<&'a str>,
+    queue_name: Option<&'a str>,
+    schedule_id: Option<&'a str>,
+    caller_ip: Option<&'a str>,
+    flow_control_key: Option<&'a str>,
+    labels: &'a [String],
+    /// Creation time for messages, event time for events.
+    time: i64,
+}
+
+/// Selection of log events: the message filter plus states.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    pub message: MessageFilter,
+    pub states: Vec<crate::events::EventState>,
+    /// `IN_PROGRESS` was asked for: ACTIVE, RETRY or ERROR.
+    pub in_progress: bool,
+}
+
+impl EventFilter {
+    /// Parses the query string of `/v2/events` and `/v2/logs`.
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Self> {
+        let mut filter = Self::default();
+        for (name, value) in pairs {
+            if name == "state" {
+                for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if s.eq_ignore_ascii_case("IN_PROGRESS") {
+                        filter.in_progress = true;
+                        continue;
+                    }
+                    let state = crate::events::EventState::parse(s)
+                        .ok_or_else(|| Error::bad_request(format!("unknown state {s:?}")))?;
+                    filter.states.push(state);
+                }
+            } else if !filter.message.set(name, value, Scope::Messages)?
+                && !PAGING.contains(&name.as_str())
+            {
+                return Err(Error::bad_request(format!("unknown filter {name:?}")));
+            }
+        }
+        Ok(filter)
+    }
+
+    pub fn matches(&self, e: &crate::events::Event) -> bool {
+        use crate::events::EventState::{Active, Error as ErrorState, Retry};
+        let state_ok = (self.states.is_empty() && !self.in_progress)
+            || self.states.contains(&e.state)
+            || (self.in_progress && matches!(e.state, Active | Retry | ErrorState));
+        state_ok
+            && self.message.matches_fields(&Fields {
+                id: e.message_id.as_str(),
+                url: &e.url,
+                topic_name: e.topic_name.as_deref(),
+                queue_name: e.queue_name.as_deref(),
+                schedule_id: e.schedule_id.as_deref(),
+                caller_ip: e.caller_ip.as_deref(),
+                flow_control_key: e.flow_control_key.as_deref(),
+                labels: &e.labels,
+                time: e.time,
+            })
     }
 }
 

@@ -13,7 +13,9 @@ pub mod dlq;
 pub mod duration;
 pub mod egress;
 pub mod error;
+pub mod events;
 pub mod filter;
+pub mod flow;
 pub mod headers;
 pub mod ids;
 pub mod keys;
@@ -21,9 +23,14 @@ pub mod message;
 pub mod messages;
 pub mod ports;
 pub mod publish;
+pub mod queue;
+pub mod queues;
 pub mod retry;
+pub mod schedule;
 pub mod services;
 pub mod signing;
+pub mod topic;
+pub mod topics;
 pub mod wire;
 
 #[cfg(feature = "contract")]

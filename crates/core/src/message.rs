@@ -83,6 +83,8 @@ pub struct Message {
     pub endpoint_name: Option<String>,
     pub queue_name: Option<String>,
     pub schedule_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_control: Option<crate::flow::FlowControl>,
     #[serde(default)]
     pub origin: Origin,
 }

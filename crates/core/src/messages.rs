@@ -2,6 +2,7 @@
 
 use crate::Services;
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::filter::MessageFilter;
 use crate::ids::MessageId;
 use crate::message::Message;
@@ -21,13 +22,32 @@ pub async fn get(services: &Services, id: &str) -> Result<Message> {
 
 /// Cancels one message: it is removed and never delivered again.
 pub async fn cancel(services: &Services, id: &str) -> Result<u64> {
-    let removed = services
-        .messages
-        .remove(&[MessageId::from_string(id.to_string())])
-        .await?;
+    let removed = remove_logged(services, vec![MessageId::from_string(id.to_string())]).await?;
     if removed == 0 {
         return Err(Error::not_found("message not found"));
     }
+    Ok(removed)
+}
+
+/// Removes messages and logs `CANCEL_REQUESTED` and `CANCELED` for each that existed.
+async fn remove_logged(services: &Services, ids: Vec<MessageId>) -> Result<u64> {
+    let mut found = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(m) = services.messages.get(id).await? {
+            found.push(m);
+        }
+    }
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<MessageId> = found.iter().map(|m| m.id.clone()).collect();
+    let removed = services.messages.remove(&ids).await?;
+    let now = services.clock.now_ms();
+    let events = found
+        .iter()
+        .flat_map(|m| Event::cancelled(m, now))
+        .collect();
+    services.events.append(events).await?;
     Ok(removed)
 }
 
@@ -55,8 +75,5 @@ pub async fn cancel_many(services: &Services, filter: &MessageFilter, count: usi
             .map(|id| MessageId::from_string(id.clone()))
             .collect()
     };
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    services.messages.remove(&ids).await
+    remove_logged(services, ids).await
 }

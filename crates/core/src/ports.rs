@@ -5,10 +5,14 @@
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::filter::{DlqFilter, MessageFilter};
+use crate::events::Event;
+use crate::filter::{DlqFilter, EventFilter, MessageFilter};
 use crate::ids::MessageId;
 use crate::message::{DlqEntry, Message};
+use crate::queue::Queue;
+use crate::schedule::Schedule;
 use crate::signing::SigningKeys;
+use crate::topic::Topic;
 
 /// A message to store, with what must hold atomically with its insertion.
 #[derive(Clone, Debug)]
@@ -19,6 +23,8 @@ pub struct NewMessage {
     /// Remove this DLQ entry in the same write (DLQ retry); the insert is refused with
     /// [`Inserted::DlqEntryMissing`] when the entry is gone.
     pub from_dlq: Option<String>,
+    /// Log events written with the message, only when it is created.
+    pub events: Vec<Event>,
 }
 
 /// A deduplication key and the time (Unix ms) it stops blocking.
@@ -44,6 +50,8 @@ pub struct Transition {
     pub change: Change,
     /// Callback and failure-callback messages born from this attempt.
     pub spawned: Vec<Message>,
+    /// Log events of the attempt, written in the same write.
+    pub events: Vec<Event>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,8 +77,9 @@ pub trait MessageStore: Send + Sync {
     async fn remove(&self, ids: &[MessageId]) -> Result<u64>;
     /// Ids of up to `limit` messages matching `filter`, oldest first.
     async fn find(&self, filter: &MessageFilter, limit: usize) -> Result<Vec<MessageId>>;
-    /// Every stored message's id and due time, for rebuilding timers after a restart.
-    async fn due_times(&self) -> Result<Vec<(MessageId, i64)>>;
+    /// A wake-up for every stored message, in creation order, for rebuilding timers
+    /// after a restart.
+    async fn wakeups(&self) -> Result<Vec<Wakeup>>;
 }
 
 /// One page of a cursor listing.
@@ -108,9 +117,100 @@ pub trait KeyStore: Send + Sync {
     async fn swap_keys(&self, expected: &SigningKeys, next: &SigningKeys) -> Result<SigningKeys>;
 }
 
+/// What a dispatcher needs to know to wake a message: when, and which queue and
+/// flow-control key gate it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wakeup {
+    pub id: MessageId,
+    pub due_ms: i64,
+    pub queue_name: Option<String>,
+    pub flow_control: Option<crate::flow::FlowControl>,
+}
+
+impl Wakeup {
+    pub fn of(m: &Message) -> Self {
+        Self {
+            id: m.id.clone(),
+            due_ms: m.not_before,
+            queue_name: m.queue_name.clone(),
+            flow_control: m.flow_control.clone(),
+        }
+    }
+}
+
 /// Wakes delivery of a message at a time: an in-process timer locally, a queue message
 /// (with delay or a one-time schedule) on AWS.
 #[async_trait]
 pub trait Dispatcher: Send + Sync {
-    async fn dispatch(&self, id: &MessageId, due_ms: i64) -> Result<()>;
+    async fn dispatch(&self, wakeup: Wakeup) -> Result<()>;
+}
+
+/// Schedules, persisted.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Creates or replaces (by id) a schedule.
+    async fn put_schedule(&self, schedule: &Schedule) -> Result<()>;
+    async fn get_schedule(&self, id: &str) -> Result<Option<Schedule>>;
+    async fn list_schedules(&self) -> Result<Vec<Schedule>>;
+    /// Returns whether it existed.
+    async fn delete_schedule(&self, id: &str) -> Result<bool>;
+}
+
+/// What fires schedules: the in-process cron ticker locally, EventBridge Scheduler on AWS.
+#[async_trait]
+pub trait ScheduleRegistry: Send + Sync {
+    /// (Re-)arms a schedule after it was created, replaced, paused or resumed.
+    async fn arm(&self, schedule: &Schedule) -> Result<()>;
+    async fn disarm(&self, id: &str) -> Result<()>;
+}
+
+/// URL groups, persisted.
+#[async_trait]
+pub trait TopicStore: Send + Sync {
+    async fn put_topic(&self, topic: &Topic) -> Result<()>;
+    async fn get_topic(&self, name: &str) -> Result<Option<Topic>>;
+    async fn list_topics(&self) -> Result<Vec<Topic>>;
+    async fn delete_topic(&self, name: &str) -> Result<bool>;
+}
+
+/// Queues, persisted.
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    async fn put_queue(&self, queue: &Queue) -> Result<()>;
+    async fn get_queue(&self, name: &str) -> Result<Option<Queue>>;
+    async fn list_queues(&self) -> Result<Vec<Queue>>;
+    async fn delete_queue(&self, name: &str) -> Result<bool>;
+    /// Undelivered messages of the queue.
+    async fn queue_lag(&self, name: &str) -> Result<u64>;
+}
+
+/// The event log.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Writes events that no message write carries (cancellations).
+    async fn append(&self, events: Vec<Event>) -> Result<()>;
+    /// Events matching `filter`, newest first, after `cursor`.
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<&str>,
+        count: usize,
+    ) -> Result<Page<Event>>;
+    /// Drops events older than `before` (Unix ms).
+    async fn purge_events(&self, before: i64) -> Result<u64>;
+}
+
+/// Admission of due messages to an attempt: queue order and parallelism, flow-control
+/// limits and pauses. Locally an in-process gate in front of the worker.
+#[async_trait]
+pub trait Admission: Send + Sync {
+    /// Keys whose name contains `search` (all when `None`).
+    async fn flow_keys(&self, search: Option<&str>) -> Result<Vec<crate::flow::FlowControlInfo>>;
+    async fn flow_key(&self, key: &str) -> Result<Option<crate::flow::FlowControlInfo>>;
+    /// Returns false when the key is unknown.
+    async fn flow_command(&self, key: &str, command: crate::flow::FlowCommand) -> Result<bool>;
+    async fn global_parallelism(&self) -> Result<crate::flow::GlobalParallelism>;
+    /// A queue was created or its parallelism or pause changed.
+    async fn queue_changed(&self, queue: &Queue) -> Result<()>;
+    async fn queue_deleted(&self, name: &str) -> Result<()>;
 }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Limits;
-use crate::ports::{Dispatcher, DlqStore, KeyStore, MessageStore};
+use crate::ports::{
+    Admission, Dispatcher, DlqStore, EventLog, KeyStore, MessageStore, QueueStore,
+    ScheduleRegistry, ScheduleStore, TopicStore,
+};
 
 pub use crate::egress::delivery_client;
 
@@ -15,6 +18,12 @@ pub struct Services {
     pub dlq: Arc<dyn DlqStore>,
     pub keys: Arc<dyn KeyStore>,
     pub dispatcher: Arc<dyn Dispatcher>,
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub registry: Arc<dyn ScheduleRegistry>,
+    pub topics: Arc<dyn TopicStore>,
+    pub queues: Arc<dyn QueueStore>,
+    pub events: Arc<dyn EventLog>,
+    pub admission: Arc<dyn Admission>,
     pub clock: Arc<dyn Clock>,
     /// Client for requests to destinations; pooled, keep-alive, no redirects.
     pub http: reqwest::Client,

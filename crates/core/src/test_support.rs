@@ -25,6 +25,7 @@ pub fn message() -> Message {
         topic_name: None,
         endpoint_name: None,
         queue_name: None,
+        flow_control: None,
         schedule_id: None,
         origin: Origin::Publish,
     }

@@ -1,16 +1,19 @@
-//! The delivery worker: pops due messages from the timer and runs the core delivery
-//! step on each, with bounded concurrency. It only carries outcomes out: a retry or an
-//! early wake-up re-arms the timer; everything else is already recorded by the step.
+//! The delivery worker: pops due wake-ups from the timer, asks the gate, and runs the
+//! core delivery step on each admitted message with bounded concurrency. It only carries
+//! outcomes out: a retry or an early wake-up re-arms the timer, and whatever the gate
+//! releases after an attempt is armed at once.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qpost_core::Services;
-use qpost_core::delivery::{Outcome, deliver};
+use qpost_core::delivery::{Outcome, Step, deliver};
 use qpost_core::ids::MessageId;
+use qpost_core::ports::Wakeup;
 use tokio::sync::{Semaphore, watch};
 
+use crate::gate::{Admit, Gate};
 use crate::timer::Timer;
 
 /// How long to wait before trying again after qpost's own failure (store, I/O).
@@ -21,16 +24,23 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 pub struct Worker {
     services: Arc<Services>,
     timer: Arc<Timer>,
+    gate: Arc<Gate>,
     concurrency: usize,
     in_flight: Arc<Mutex<HashSet<MessageId>>>,
 }
 
 impl Worker {
     /// A worker running at most `concurrency` attempts at once.
-    pub fn new(services: Arc<Services>, timer: Arc<Timer>, concurrency: usize) -> Self {
+    pub fn new(
+        services: Arc<Services>,
+        timer: Arc<Timer>,
+        gate: Arc<Gate>,
+        concurrency: usize,
+    ) -> Self {
         Self {
             services,
             timer,
+            gate,
             concurrency: concurrency.max(1),
             in_flight: Default::default(),
         }
@@ -54,46 +64,84 @@ impl Worker {
         let _ = slots.acquire_many(self.concurrency as u32).await;
     }
 
-    /// Starts an attempt for every due message while slots are free.
+    /// Starts an attempt for every due, admitted message while slots are free.
     async fn start_due(&self, slots: &Arc<Semaphore>) {
         loop {
             let Ok(permit) = Arc::clone(slots).acquire_owned().await else {
                 return;
             };
-            let Some(id) = self.timer.pop_due(self.services.clock.now_ms()) else {
+            let now = self.services.clock.now_ms();
+            let Some(wakeup) = self.timer.pop_due(now) else {
                 return;
             };
             if !self
                 .in_flight
                 .lock()
-                .is_ok_and(|mut s| s.insert(id.clone()))
+                .is_ok_and(|mut s| s.insert(wakeup.id.clone()))
             {
                 continue;
             }
-            let (services, timer, in_flight) = (
+            match self.gate.admit(&wakeup, now) {
+                Admit::Go => {}
+                Admit::Parked => {
+                    self.done(&wakeup.id);
+                    continue;
+                }
+                Admit::At(due) => {
+                    self.done(&wakeup.id);
+                    self.timer.push(Wakeup {
+                        due_ms: due,
+                        ..wakeup
+                    });
+                    continue;
+                }
+            }
+            let (services, timer, gate, in_flight) = (
                 Arc::clone(&self.services),
                 Arc::clone(&self.timer),
+                Arc::clone(&self.gate),
                 Arc::clone(&self.in_flight),
             );
             tokio::spawn(async move {
-                step(&services, &timer, &id).await;
+                let step = step(&services, &timer, &wakeup).await;
+                for released in gate.finished(&wakeup, &step, services.clock.now_ms()) {
+                    timer.push(released);
+                }
                 if let Ok(mut s) = in_flight.lock() {
-                    s.remove(&id);
+                    s.remove(&wakeup.id);
                 }
                 drop(permit);
             });
         }
     }
+
+    fn done(&self, id: &MessageId) {
+        if let Ok(mut s) = self.in_flight.lock() {
+            s.remove(id);
+        }
+    }
 }
 
 /// One delivery step and what the timer must do about it.
-async fn step(services: &Services, timer: &Timer, id: &MessageId) {
-    match deliver(services, id).await {
-        Ok(Outcome::RetryAt(due) | Outcome::NotDue(due)) => timer.push(id.clone(), due),
-        Ok(Outcome::Delivered | Outcome::Failed { .. } | Outcome::Cancelled) => {}
+async fn step(services: &Services, timer: &Timer, wakeup: &Wakeup) -> Step {
+    match deliver(services, &wakeup.id).await {
+        Ok(step) => {
+            if let Outcome::RetryAt(due) | Outcome::NotDue(due) = step.outcome {
+                timer.push(Wakeup {
+                    due_ms: due,
+                    ..wakeup.clone()
+                });
+            }
+            step
+        }
         Err(e) => {
-            tracing::error!(message_id = %id, error = %e, "delivery step failed; trying again");
-            timer.push(id.clone(), services.clock.now_ms() + INTERNAL_RETRY_MS);
+            tracing::error!(message_id = %wakeup.id, error = %e, "delivery step failed; trying again");
+            let due = services.clock.now_ms() + INTERNAL_RETRY_MS;
+            timer.push(Wakeup {
+                due_ms: due,
+                ..wakeup.clone()
+            });
+            Outcome::RetryAt(due).into()
         }
     }
 }

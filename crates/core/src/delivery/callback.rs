@@ -110,6 +110,7 @@ pub fn callback_message(
         endpoint_name: None,
         queue_name: None,
         schedule_id: source.schedule_id.clone(),
+        flow_control: None,
         origin,
     }
 }

@@ -1,6 +1,6 @@
 //! The one delivery step: load a message, make one attempt, decide, and record the
-//! outcome atomically. The local worker and the AWS deliver function only carry the
-//! returned [`Outcome`] out (re-arm a timer, change a visibility timeout).
+//! outcome atomically with its log events. The local worker and the AWS deliver function
+//! only carry the returned [`Step`] out (re-arm a timer, change a visibility timeout).
 
 pub mod attempt;
 pub mod callback;
@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::Services;
 use crate::error::Result;
+use crate::events::{AttemptEnd, Event};
 use crate::ids::{MessageId, dlq_id};
 use crate::message::{DlqEntry, Message, Origin};
-use crate::ports::{Change, Transition};
+use crate::ports::{Change, Transition, Wakeup};
 use attempt::{Attempt, Response, Verdict};
 
 /// What one delivery step did.
@@ -30,43 +31,55 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// An outcome and the callback messages the attempt created (already stored and dispatched).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub outcome: Outcome,
+    pub spawned: Vec<MessageId>,
+}
+
+impl From<Outcome> for Step {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            spawned: Vec::new(),
+        }
+    }
+}
+
 /// Makes one delivery attempt of message `id` if it is due.
-pub async fn deliver(services: &Services, id: &MessageId) -> Result<Outcome> {
+pub async fn deliver(services: &Services, id: &MessageId) -> Result<Step> {
     let Some(message) = services.messages.get(id).await? else {
-        return Ok(Outcome::Cancelled);
+        return Ok(Outcome::Cancelled.into());
     };
-    let now = services.clock.now_ms();
-    if message.not_before > now {
-        return Ok(Outcome::NotDue(message.not_before));
+    let started = services.clock.now_ms();
+    if message.not_before > started {
+        return Ok(Outcome::NotDue(message.not_before).into());
     }
     let keys = services.keys.keys().await?;
     let max = services.limits.max_timeout;
-    let timeout = message
-        .timeout_ms
-        .map_or(max, Duration::from_millis)
-        .min(max);
     let attempt = Attempt {
         message: &message,
         key: &keys.current,
-        now_ms: now,
-        timeout,
+        now_ms: started,
+        timeout: message
+            .timeout_ms
+            .map_or(max, Duration::from_millis)
+            .min(max),
         max_response_bytes: services.limits.max_response_body_bytes,
         block_private: services.limits.block_private_destinations,
     };
     let response = attempt::send(&services.http, attempt).await;
     let finished = services.clock.now_ms();
     let verdict = attempt::classify(&message, &response, finished);
-    let (transition, outcome) = decide(services, &message, &response, verdict, finished);
-    let wakeups: Vec<(MessageId, i64)> = transition
-        .spawned
-        .iter()
-        .map(|m| (m.id.clone(), m.not_before))
-        .collect();
+    let (transition, outcome) = decide(services, &message, &response, verdict, (started, finished));
+    let wakeups: Vec<Wakeup> = transition.spawned.iter().map(Wakeup::of).collect();
     services.messages.apply(transition).await?;
-    for (spawned, due) in wakeups {
-        services.dispatcher.dispatch(&spawned, due).await?;
+    let spawned = wakeups.iter().map(|w| w.id.clone()).collect();
+    for wakeup in wakeups {
+        services.dispatcher.dispatch(wakeup).await?;
     }
-    Ok(outcome)
+    Ok(Step { outcome, spawned })
 }
 
 /// Turns a verdict into the state change to store and the outcome to report.
@@ -75,7 +88,7 @@ fn decide(
     m: &Message,
     response: &Response,
     verdict: Verdict,
-    now: i64,
+    (started, now): (i64, i64),
 ) -> (Transition, Outcome) {
     let mut spawned = Vec::new();
     let is_source = m.origin == Origin::Publish;
@@ -89,15 +102,15 @@ fn decide(
             now,
         ));
     }
-    let (change, outcome) = match verdict {
-        Verdict::Delivered => (Change::Remove, Outcome::Delivered),
-        Verdict::Retry(at) => (
-            Change::Retry {
+    let (change, outcome, end) = match verdict {
+        Verdict::Delivered => (Change::Remove, Outcome::Delivered, AttemptEnd::Delivered),
+        Verdict::Retry(at) => {
+            let change = Change::Retry {
                 retried: m.retried + 1,
                 not_before: at,
-            },
-            Outcome::RetryAt(at),
-        ),
+            };
+            (change, Outcome::RetryAt(at), AttemptEnd::Retry(at))
+        }
         Verdict::Failed => {
             let entry = dead_letter(services, m, response, now);
             if let (true, Some(spec)) = (is_source, &m.failure_callback) {
@@ -113,14 +126,21 @@ fn decide(
             let outcome = Outcome::Failed {
                 dlq_id: entry.dlq_id.clone(),
             };
-            (Change::DeadLetter(Box::new(entry)), outcome)
+            (
+                Change::DeadLetter(Box::new(entry)),
+                outcome,
+                AttemptEnd::Failed,
+            )
         }
     };
+    let mut events = Event::attempt(m, started, now, response, end);
+    events.extend(spawned.iter().map(Event::created));
     (
         Transition {
             message_id: m.id.clone(),
             change,
             spawned,
+            events,
         },
         outcome,
     )

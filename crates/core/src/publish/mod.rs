@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::Services;
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::ids::MessageId;
 use crate::message::{Message, Origin};
-use crate::ports::{DedupKey, Inserted, NewMessage};
+use crate::ports::{DedupKey, Inserted, NewMessage, Wakeup};
 
 /// A publish request as it arrived, before any parsing.
 #[derive(Clone, Debug)]
@@ -71,9 +72,16 @@ fn form_pair(segment: &str) -> (String, String) {
         .unwrap_or_default()
 }
 
-/// Resolves the path destination to a URL, re-attaching the destination's query. A
-/// fully percent-encoded URL (`https%3A%2F%2F…`) is decoded first.
-fn destination_url(destination: &str, query: Option<String>) -> Result<String> {
+/// Where a publish goes: a URL, or a URL group fanning out to its endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Url(String),
+    Topic(String),
+}
+
+/// Resolves the path destination, re-attaching the destination's own query to a URL. A
+/// fully percent-encoded URL (`https%3A%2F%2F…`) is decoded first; a bare name is a URL group.
+pub fn parse_target(destination: &str, query: Option<String>) -> Result<Target> {
     let decoded;
     let mut destination = destination;
     let lower = destination.to_ascii_lowercase();
@@ -88,20 +96,18 @@ fn destination_url(destination: &str, query: Option<String>) -> Result<String> {
     }
     let lower = destination.to_ascii_lowercase();
     if !lower.starts_with("http://") && !lower.starts_with("https://") {
-        if destination.contains(':') || destination.contains('/') || destination.is_empty() {
-            return Err(Error::bad_request(
-                "invalid destination url: endpoint has invalid scheme, add http:// or https://",
-            ));
+        if crate::flow::is_valid_name(destination) {
+            return Ok(Target::Topic(destination.to_string()));
         }
-        return Err(Error::not_found(format!(
-            "url group {destination:?} not found"
-        )));
+        return Err(Error::bad_request(
+            "invalid destination url: endpoint has invalid scheme, add http:// or https://",
+        ));
     }
     let url = match query {
         Some(q) => format!("{destination}?{q}"),
         None => destination.to_string(),
     };
-    parse_url("destination url", &url)
+    parse_url("destination url", &url).map(Target::Url)
 }
 
 /// A fresh message to `url` with the defaults of `limits`, then `options` applied.
@@ -132,6 +138,7 @@ pub fn new_message(
         topic_name: None,
         endpoint_name: None,
         queue_name: None,
+        flow_control: None,
         schedule_id: None,
         origin: Origin::Publish,
     };
@@ -167,6 +174,9 @@ impl PublishOptions {
         if let Some(redact) = &self.redact {
             m.redact = redact.clone();
         }
+        if self.flow_control.is_some() {
+            m.flow_control = self.flow_control.clone();
+        }
         m.not_before = match (self.not_before_secs, self.delay_ms) {
             (Some(secs), _) => secs.saturating_mul(1000),
             (None, Some(delay)) => now.saturating_add(delay as i64),
@@ -200,65 +210,148 @@ fn content_hash(m: &Message) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Publishes to a URL: parses, stores durably, dispatches.
-pub async fn publish(services: &Services, req: PublishRequest) -> Result<Vec<Published>> {
+/// Everything a publish needs once the request is parsed; schedules keep one to fire.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub target: Target,
+    pub options: PublishOptions,
+    pub body: Vec<u8>,
+    pub caller_ip: Option<String>,
+    pub queue_name: Option<String>,
+    pub schedule_id: Option<String>,
+}
+
+/// What a publish created: one message for a URL, one per endpoint for a URL group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Whether the target was a URL group (the response is then an array).
+    pub to_group: bool,
+    pub messages: Vec<Published>,
+}
+
+/// Publishes the request of `POST /v2/publish/{destination}` (or of an enqueue when
+/// `queue_name` is given): parses, stores durably, dispatches.
+pub async fn publish(
+    services: &Services,
+    req: PublishRequest,
+    queue_name: Option<String>,
+) -> Result<PublishOutcome> {
     let (dest_query, config) = split_query(req.raw_query.as_deref());
-    let url = destination_url(&req.destination, dest_query)?;
-    let source = ConfigSource {
-        headers: &req.headers,
-        query: &config,
-    };
-    let options = PublishOptions::parse(&source, &services.limits)?;
+    let target = parse_target(&req.destination, dest_query)?;
     if req.body.len() > services.limits.max_body_bytes {
         return Err(Error::PayloadTooLarge(format!(
             "message body exceeds the limit of {} bytes",
             services.limits.max_body_bytes
         )));
     }
-    if services.limits.block_private_destinations {
-        let callbacks = [&options.callback, &options.failure_callback];
-        let urls = std::iter::once(url.as_str())
-            .chain(callbacks.into_iter().flatten().map(|c| c.url.as_str()));
-        for u in urls {
-            crate::egress::check_literal(u).map_err(Error::bad_request)?;
+    let defaults = match &target {
+        Target::Topic(name) => crate::topics::default_headers(services, name).await?,
+        Target::Url(_) => HeaderMap::new(),
+    };
+    let headers = with_defaults(&req.headers, &defaults);
+    let source = ConfigSource {
+        headers: &headers,
+        query: &config,
+    };
+    let options = PublishOptions::parse(&source, &services.limits)?;
+    let draft = Draft {
+        target,
+        options,
+        body: req.body.to_vec(),
+        caller_ip: req.caller_ip,
+        queue_name,
+        schedule_id: None,
+    };
+    publish_draft(services, &draft).await
+}
+
+/// The request headers with a URL group's default headers added where absent.
+fn with_defaults(headers: &HeaderMap, defaults: &HeaderMap) -> HeaderMap {
+    let mut merged = headers.clone();
+    for (name, value) in defaults {
+        if !headers.contains_key(name) {
+            merged.append(name, value.clone());
         }
     }
-    let mut message = new_message(services, url, req.body.to_vec(), &options);
-    message.caller_ip = req.caller_ip;
-    let expires = services.clock.now_ms() + services.limits.dedup_window.as_millis() as i64;
-    let dedup = options.dedup_key(&message, expires);
-    let published = store(
+    merged
+}
+
+/// Creates, stores and dispatches the messages of a parsed publish.
+pub async fn publish_draft(services: &Services, draft: &Draft) -> Result<PublishOutcome> {
+    if let Some(queue) = &draft.queue_name {
+        crate::queues::ensure(services, queue).await?;
+    }
+    let (to_group, destinations) = match &draft.target {
+        Target::Url(url) => (false, vec![(url.clone(), None, None)]),
+        Target::Topic(name) => (true, crate::topics::endpoints(services, name).await?),
+    };
+    check_egress(
         services,
-        vec![NewMessage {
-            message,
-            dedup,
-            from_dlq: None,
-        }],
-    )
-    .await?;
-    Ok(published)
+        destinations.iter().map(|(url, _, _)| url.as_str()),
+        &draft.options,
+    )?;
+    let expires = services.clock.now_ms() + services.limits.dedup_window.as_millis() as i64;
+    let batch = destinations
+        .into_iter()
+        .map(|(url, topic_name, endpoint_name)| {
+            let mut message = new_message(services, url, draft.body.clone(), &draft.options);
+            message.caller_ip = draft.caller_ip.clone();
+            message.queue_name = draft.queue_name.clone();
+            message.schedule_id = draft.schedule_id.clone();
+            message.topic_name = topic_name;
+            message.endpoint_name = endpoint_name;
+            let dedup = draft.options.dedup_key(&message, expires);
+            new(message, dedup)
+        })
+        .collect();
+    Ok(PublishOutcome {
+        to_group,
+        messages: store(services, batch).await?,
+    })
+}
+
+/// With private destinations blocked, refuses literal private addresses up front.
+fn check_egress<'a>(
+    services: &Services,
+    urls: impl Iterator<Item = &'a str>,
+    options: &'a PublishOptions,
+) -> Result<()> {
+    if !services.limits.block_private_destinations {
+        return Ok(());
+    }
+    let callbacks = [&options.callback, &options.failure_callback];
+    for u in urls.chain(callbacks.into_iter().flatten().map(|c| c.url.as_str())) {
+        crate::egress::check_literal(u).map_err(Error::bad_request)?;
+    }
+    Ok(())
+}
+
+/// A message to store, with its `CREATED` event.
+pub fn new(message: Message, dedup: Option<DedupKey>) -> NewMessage {
+    let events = vec![Event::created(&message)];
+    NewMessage {
+        message,
+        dedup,
+        from_dlq: None,
+        events,
+    }
 }
 
 /// Stores messages in one durable write, then wakes delivery of the created ones.
 pub async fn store(services: &Services, batch: Vec<NewMessage>) -> Result<Vec<Published>> {
-    let heads: Vec<(MessageId, String, i64)> = batch
+    let heads: Vec<(Wakeup, String)> = batch
         .iter()
-        .map(|n| {
-            (
-                n.message.id.clone(),
-                n.message.url.clone(),
-                n.message.not_before,
-            )
-        })
+        .map(|n| (Wakeup::of(&n.message), n.message.url.clone()))
         .collect();
     let results = services.messages.insert(batch).await?;
     let mut out = Vec::with_capacity(results.len());
-    for ((id, url, due), inserted) in heads.into_iter().zip(results) {
+    for ((wakeup, url), inserted) in heads.into_iter().zip(results) {
         match inserted {
             Inserted::Created => {
-                services.dispatcher.dispatch(&id, due).await?;
+                let message_id = wakeup.id.clone();
+                services.dispatcher.dispatch(wakeup).await?;
                 out.push(Published {
-                    message_id: id,
+                    message_id,
                     url,
                     deduplicated: false,
                 });
@@ -284,6 +377,13 @@ mod tests {
         assert_eq!(q.as_deref(), Some("asdasd=ooo&b=%20x"));
         assert_eq!(config, [("upstash-retries".to_string(), "2".to_string())]);
         assert_eq!(split_query(Some("")), (None, vec![]));
+    }
+
+    fn destination_url(d: &str, q: Option<String>) -> Result<String> {
+        match parse_target(d, q)? {
+            Target::Url(u) => Ok(u),
+            Target::Topic(t) => Err(Error::not_found(t)),
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ const NOT_FORWARDED: &[&str] = &[
 ];
 
 /// The publish configuration of one request.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PublishOptions {
     pub method: Option<String>,
     pub delay_ms: Option<u64>,
@@ -48,6 +49,7 @@ pub struct PublishOptions {
     pub content_dedup: bool,
     pub labels: Option<Vec<String>>,
     pub redact: Option<Redaction>,
+    pub flow_control: Option<crate::flow::FlowControl>,
 }
 
 /// Where config values come from: request headers first, then `upstash-*` query parameters.
@@ -307,6 +309,10 @@ impl PublishOptions {
         }
         o.labels = v("upstash-label").map(parse_labels);
         o.redact = v("upstash-redact-fields").map(parse_redact).transpose()?;
+        o.flow_control = crate::flow::FlowControl::parse(
+            v("upstash-flow-control-key"),
+            v("upstash-flow-control-value"),
+        )?;
         Ok(o)
     }
 }

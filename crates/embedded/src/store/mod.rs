@@ -4,6 +4,8 @@
 //! pool of read connections, which WAL mode lets run beside the writer.
 
 mod codec;
+mod docs;
+mod events;
 mod schema;
 mod writer;
 
@@ -15,7 +17,9 @@ use async_trait::async_trait;
 use qpost_core::filter::{DlqFilter, MessageFilter};
 use qpost_core::ids::{MessageId, dlq_sort_key};
 use qpost_core::message::{DlqEntry, Message};
-use qpost_core::ports::{DlqStore, Inserted, KeyStore, MessageStore, NewMessage, Page, Transition};
+use qpost_core::ports::{
+    DlqStore, Inserted, KeyStore, MessageStore, NewMessage, Page, Transition, Wakeup,
+};
 use qpost_core::signing::SigningKeys;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
@@ -135,6 +139,15 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Runs `f` as a write in the writer's next group; the result comes after the commit.
+    async fn run_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write(|reply| Command::Run(writer::job(f, reply)))
+            .await
+    }
+
     /// Runs a read on a pooled connection off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -191,13 +204,17 @@ impl MessageStore for SqliteStore {
         Ok(ids)
     }
 
-    async fn due_times(&self) -> qpost_core::Result<Vec<(MessageId, i64)>> {
+    async fn wakeups(&self) -> qpost_core::Result<Vec<Wakeup>> {
         let rows = self
             .read(|c| {
-                let mut stmt = c.prepare("SELECT id, due FROM messages")?;
-                let rows =
-                    stmt.query_map([], |r| Ok((MessageId::from_string(r.get(0)?), r.get(1)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let mut stmt =
+                    c.prepare("SELECT meta, x'' FROM messages ORDER BY created, rowid")?;
+                let mut rows = stmt.query([])?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(Wakeup::of(&codec::message_from_row(row)?));
+                }
+                Ok(out)
             })
             .await?;
         Ok(rows)

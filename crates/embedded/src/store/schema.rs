@@ -2,16 +2,19 @@
 
 use rusqlite::Connection;
 
-/// Tables: pending messages, live deduplication keys, DLQ entries and small settings
-/// (the signing keys). Message metadata is JSON, bodies are blobs beside it.
+/// Tables: pending messages, live deduplication keys, DLQ entries, the event log, small
+/// documents (schedules, URL groups, queues) and settings (the signing keys). Metadata is
+/// JSON; bodies are blobs beside it.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     id      TEXT PRIMARY KEY,
     due     INTEGER NOT NULL,
     created INTEGER NOT NULL,
+    queue   TEXT,
     meta    TEXT NOT NULL,
     body    BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS messages_queue ON messages (queue) WHERE queue IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_created ON messages (created, id);
 CREATE TABLE IF NOT EXISTS dedup (
     key        TEXT PRIMARY KEY,
@@ -28,6 +31,19 @@ CREATE TABLE IF NOT EXISTS dlq (
     response_body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dlq_order ON dlq (ms, seq);
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    time       INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events (time);
+CREATE TABLE IF NOT EXISTS docs (
+    kind  TEXT NOT NULL,
+    id    TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

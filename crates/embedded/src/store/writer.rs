@@ -28,6 +28,8 @@ pub enum Command {
     RemoveDlq(Vec<String>, Reply<u64>),
     Purge(i64, Reply<u64>),
     SwapKeys(Box<(Option<SigningKeys>, SigningKeys)>, Reply<SigningKeys>),
+    /// Any other write, run in the group like the rest.
+    Run(Job),
 }
 
 /// Runs until every sender is gone.
@@ -45,7 +47,21 @@ pub fn run(mut conn: Connection, rx: Receiver<Command>) {
 }
 
 /// A finished command waiting for the commit before its reply is sent.
-type Pending = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+pub type Pending = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// A write given as code: run on the connection, or told why the group could not start.
+pub type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Pending + Send>;
+
+/// Wraps `f` as a [`Job`] whose result goes to `reply` after the commit.
+pub fn job<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    reply: Reply<T>,
+) -> Job {
+    Box::new(move |conn| match conn {
+        Ok(c) => deferred(reply, savepoint(c, f)),
+        Err(e) => deferred(reply, Err(e.shallow())),
+    })
+}
 
 fn commit_group(conn: &mut Connection, group: Vec<Command>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
@@ -71,6 +87,7 @@ fn fail_all(group: Vec<Command>, err: &StoreError) {
                 deferred(r, Err(err.shallow()))
             }
             Command::SwapKeys(_, r) => deferred(r, Err(err.shallow())),
+            Command::Run(job) => job(Err(err)),
         };
         reply(None);
     }
@@ -87,6 +104,7 @@ fn execute(conn: &Connection, cmd: Command) -> Pending {
         Command::SwapKeys(k, r) => {
             deferred(r, savepoint(conn, |c| swap_keys(c, k.0.as_ref(), &k.1)))
         }
+        Command::Run(job) => job(Ok(conn)),
     }
 }
 
@@ -149,17 +167,36 @@ fn insert_one(conn: &Connection, new: NewMessage) -> Result<Inserted, StoreError
         return Ok(Inserted::DlqEntryMissing);
     }
     put_message(conn, m)?;
+    put_events(conn, &new.events)?;
     Ok(Inserted::Created)
+}
+
+/// Appends log events.
+pub fn put_events(
+    conn: &Connection,
+    events: &[qpost_core::events::Event],
+) -> Result<(), StoreError> {
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO events (time, message_id, data) VALUES (?1, ?2, ?3)")?;
+    for e in events {
+        stmt.execute(params![
+            e.time,
+            e.message_id.as_str(),
+            serde_json::to_string(e)?
+        ])?;
+    }
+    Ok(())
 }
 
 fn put_message(conn: &Connection, m: &Message) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO messages (id, due, created, meta, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO messages (id, due, created, queue, meta, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         m.id.as_str(),
         m.not_before,
         m.created_at,
+        m.queue_name,
         message_meta(m)?,
         m.body
     ])?;
@@ -191,6 +228,7 @@ fn apply(conn: &Connection, t: Transition) -> Result<(), StoreError> {
     for m in &t.spawned {
         put_message(conn, m)?;
     }
+    put_events(conn, &t.events)?;
     Ok(())
 }
 

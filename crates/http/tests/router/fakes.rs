@@ -10,7 +10,7 @@ use qpost_core::filter::{DlqFilter, MessageFilter};
 use qpost_core::ids::{MessageId, dlq_sort_key};
 use qpost_core::message::{DlqEntry, Message};
 use qpost_core::ports::{
-    Dispatcher, DlqStore, Inserted, KeyStore, MessageStore, NewMessage, Page, Transition,
+    Dispatcher, DlqStore, Inserted, KeyStore, MessageStore, NewMessage, Page, Transition, Wakeup,
 };
 use qpost_core::signing::{SigningKey, SigningKeys};
 
@@ -114,12 +114,8 @@ impl MessageStore for Memory {
         Ok(found.into_iter().take(limit).map(|m| m.id).collect())
     }
 
-    async fn due_times(&self) -> Result<Vec<(MessageId, i64)>> {
-        Ok(self
-            .stored()
-            .into_iter()
-            .map(|m| (m.id, m.not_before))
-            .collect())
+    async fn wakeups(&self) -> Result<Vec<Wakeup>> {
+        Ok(self.stored().iter().map(Wakeup::of).collect())
     }
 }
 
@@ -189,8 +185,11 @@ impl KeyStore for Memory {
 
 #[async_trait]
 impl Dispatcher for Memory {
-    async fn dispatch(&self, id: &MessageId, due_ms: i64) -> Result<()> {
-        self.dispatched.lock().unwrap().push((id.clone(), due_ms));
+    async fn dispatch(&self, wakeup: Wakeup) -> Result<()> {
+        self.dispatched
+            .lock()
+            .unwrap()
+            .push((wakeup.id, wakeup.due_ms));
         Ok(())
     }
 }

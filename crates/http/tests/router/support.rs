@@ -10,8 +10,9 @@ use qpost_core::Services;
 use qpost_core::clock::ManualClock;
 use qpost_core::config::Limits;
 use qpost_core::ids::MessageId;
-use qpost_core::message::{DlqEntry, Message, Origin};
+use qpost_core::message::{DlqEntry, Message};
 use qpost_core::services::delivery_client;
+use qpost_embedded::{Gate, SqliteStore, Ticker};
 use qpost_http::{HttpConfig, router};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -26,16 +27,26 @@ pub const MAX_BODY: usize = 1024;
 pub struct App {
     pub router: Router,
     pub memory: Arc<Memory>,
+    /// Holds the SQLite file behind the areas the fakes do not cover.
+    _dir: tempfile::TempDir,
 }
 
 pub fn app() -> App {
     let clock = Arc::new(ManualClock::new(NOW));
     let memory = Arc::new(Memory::new(clock.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("q.db")).unwrap());
     let services = Services {
         messages: memory.clone(),
         dlq: memory.clone(),
         keys: memory.clone(),
         dispatcher: memory.clone(),
+        schedules: store.clone(),
+        registry: Arc::new(Ticker::new()),
+        topics: store.clone(),
+        queues: store.clone(),
+        events: store,
+        admission: Arc::new(Gate::new(8)),
         clock,
         http: delivery_client(false),
         limits: Limits {
@@ -49,6 +60,7 @@ pub fn app() -> App {
     App {
         router: router(Arc::new(services), config),
         memory,
+        _dir: dir,
     }
 }
 
@@ -107,24 +119,8 @@ pub fn message(id: &str, url: &str) -> Message {
     Message {
         id: MessageId::from_string(id.into()),
         url: url.into(),
-        method: "POST".into(),
-        headers: Default::default(),
-        body: b"{}".to_vec(),
-        max_retries: 3,
-        retried: 0,
-        retry_delay: None,
-        timeout_ms: None,
         not_before: NOW,
         created_at: NOW,
-        callback: None,
-        failure_callback: None,
-        caller_ip: None,
-        labels: vec![],
-        redact: Default::default(),
-        topic_name: None,
-        endpoint_name: None,
-        queue_name: None,
-        schedule_id: None,
-        origin: Origin::Publish,
+        ..qpost_core::test_support::message()
     }
 }
