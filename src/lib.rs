@@ -7,6 +7,7 @@
 
 pub mod cli;
 
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub const DEV_NEXT_SIGNING_KEY: &str = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything local mode can be told.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -47,6 +48,24 @@ pub struct Settings {
     pub limits: Limits,
     /// Attempts in flight at once.
     pub concurrency: usize,
+    /// Where "now" comes from; `None` (the default) is the system clock. Tests inject a
+    /// hand-moved clock to fire schedules without waiting for real minutes.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for Settings {
+    /// Every field but the clock, which is only said to be injected or not.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("tokens", &format_args!("[{} hidden]", self.tokens.len()))
+            .field("keys", &self.keys)
+            .field("limits", &self.limits)
+            .field("concurrency", &self.concurrency)
+            .field("clock", &self.clock.as_ref().map(|_| "injected"))
+            .finish()
+    }
 }
 
 impl Settings {
@@ -59,6 +78,7 @@ impl Settings {
             keys: None,
             limits: Limits::default(),
             concurrency: 256,
+            clock: None,
         }
     }
 }
@@ -96,7 +116,10 @@ impl LocalApp {
         let timer = Arc::new(Timer::new());
         let gate = Arc::new(Gate::new(settings.concurrency as u32));
         let ticker = Arc::new(Ticker::new());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = settings
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let services = Arc::new(Services {
             messages: store.clone(),
             dlq: store.clone(),
@@ -163,6 +186,8 @@ impl LocalApp {
             self.timer.push(wakeup);
         }
         tracing::info!(pending, "rescheduled stored messages");
+        let armed = qpost_core::schedules::arm_all(&self.services).await?;
+        tracing::info!(armed, "armed stored schedules");
         Ok(())
     }
 
@@ -181,7 +206,11 @@ impl LocalApp {
             self.settings.concurrency,
         );
         let worker = tokio::spawn(worker.run(stop_rx.clone()));
-        let _ = &self.ticker;
+        let ticker = tokio::spawn(
+            self.ticker
+                .clone()
+                .run(self.services.clone(), stop_rx.clone()),
+        );
         let purger = tokio::spawn(purge_loop(
             self.services.clone(),
             self.store.clone(),
@@ -204,6 +233,7 @@ impl LocalApp {
         tracing::info!("shutting down: finishing requests and attempts in flight");
         let _ = stop_tx.send(true);
         serve.await??;
+        ticker.await?;
         worker.await?;
         purger.await?;
         Ok(())

@@ -5,11 +5,18 @@
 mod support;
 
 mod bad_input;
+mod batch;
 mod callbacks;
 mod dedup;
 mod dlq;
+mod flow_control;
+mod logs;
 mod messages;
 mod publish;
+mod queues;
 mod recovery;
+mod redaction;
 mod retries;
+mod schedules;
 mod signing;
+mod topics;

@@ -26,6 +26,9 @@ pub struct Limits {
     /// Refuse destinations on loopback, link-local and private networks. Default false
     /// (local mode); the client must then be built with `delivery_client(true)` too.
     pub block_private_destinations: bool,
+    /// Highest parallelism a queue may be given (`POST /v2/queues` answers 412 above it).
+    /// Default 100, the pay-as-you-go plan's figure.
+    pub max_queue_parallelism: u32,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             max_response_body_bytes: 1 << 20,
             block_private_destinations: false,
+            max_queue_parallelism: 100,
         }
     }
 }

@@ -79,6 +79,13 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_control_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u32>,
+    /// Rate period in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
@@ -91,6 +98,11 @@ pub struct Event {
     pub callback: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_callback: Option<String>,
+    /// Headers forwarded to the (failure) callback; on `CREATED` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_header: Option<Headers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_callback_header: Option<Headers>,
     /// Request headers and body (base64), redacted as the message asks; on `CREATED` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<Headers>,
@@ -121,6 +133,13 @@ impl Event {
             schedule_id: m.schedule_id.clone(),
             queue_name: m.queue_name.clone(),
             flow_control_key: m.flow_control.as_ref().map(|f| f.key.clone()),
+            parallelism: m.flow_control.as_ref().and_then(|f| f.parallelism),
+            rate: m.flow_control.as_ref().and_then(|f| f.rate),
+            period: m
+                .flow_control
+                .as_ref()
+                .filter(|f| f.rate.is_some())
+                .map(crate::flow::FlowControl::period),
             caller_ip: m.caller_ip.clone(),
             labels: m.labels.clone(),
             max_retries: m.max_retries,
@@ -128,6 +147,8 @@ impl Event {
             timeout_ms: m.timeout_ms,
             callback: m.callback.as_ref().map(|c| c.url.clone()),
             failure_callback: m.failure_callback.as_ref().map(|c| c.url.clone()),
+            callback_header: None,
+            failure_callback_header: None,
             header: None,
             body: None,
             response_status: None,
@@ -146,6 +167,8 @@ impl Event {
             _ => STANDARD.encode(&m.body),
         };
         Self {
+            callback_header: view.callback_header,
+            failure_callback_header: view.failure_callback_header,
             header: Some(view.header),
             body: Some(body),
             ..Self::of(m, EventState::Created, m.created_at)

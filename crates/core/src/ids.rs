@@ -44,10 +44,14 @@ impl fmt::Display for MessageId {
 }
 
 static DLQ_SEQ: AtomicU64 = AtomicU64::new(0);
+static DLQ_BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
-/// A new DLQ id `<unixMillis>-<seq>`, ordered by creation within one process.
+/// A new DLQ id `<unixMillis>-<seq>`, ordered by creation within one process. The
+/// sequence starts at a random point per process, so processes running side by side
+/// (several Lambdas) do not mint the same id in the same millisecond.
 pub fn dlq_id(now_ms: i64) -> String {
-    let seq = DLQ_SEQ.fetch_add(1, Ordering::Relaxed);
+    let base = *DLQ_BASE.get_or_init(|| rand::rng().random_range(0..1u64 << 40));
+    let seq = base + DLQ_SEQ.fetch_add(1, Ordering::Relaxed);
     format!("{now_ms}-{seq}")
 }
 

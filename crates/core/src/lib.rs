@@ -6,8 +6,10 @@
 //! in [`ports`], so the embedded (SQLite) and AWS backends share every decision.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod delivery;
 pub mod dlq;
 pub mod duration;
@@ -16,9 +18,11 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod flow;
+pub mod flow_control;
 pub mod headers;
 pub mod ids;
 pub mod keys;
+pub mod logs;
 pub mod message;
 pub mod messages;
 pub mod ports;
@@ -27,6 +31,7 @@ pub mod queue;
 pub mod queues;
 pub mod retry;
 pub mod schedule;
+pub mod schedules;
 pub mod services;
 pub mod signing;
 pub mod topic;

@@ -90,6 +90,35 @@ pub struct Message {
 }
 
 impl Message {
+    /// A fresh `POST` of `body` to `url`, created and due at `now`, with a new id and no
+    /// optional settings; callers set what their request asks for.
+    pub fn new(url: String, body: Vec<u8>, max_retries: u32, now: i64) -> Self {
+        Self {
+            id: MessageId::generate(),
+            url,
+            method: "POST".into(),
+            headers: Headers::new(),
+            body,
+            max_retries,
+            retried: 0,
+            retry_delay: None,
+            timeout_ms: None,
+            not_before: now,
+            created_at: now,
+            callback: None,
+            failure_callback: None,
+            caller_ip: None,
+            labels: Vec::new(),
+            redact: Redaction::default(),
+            topic_name: None,
+            endpoint_name: None,
+            queue_name: None,
+            schedule_id: None,
+            flow_control: None,
+            origin: Origin::Publish,
+        }
+    }
+
     /// Whether another attempt is allowed after a failed one.
     pub fn has_retries_left(&self) -> bool {
         self.retried < self.max_retries

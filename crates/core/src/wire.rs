@@ -20,7 +20,8 @@ pub fn redacted(value: &[u8]) -> String {
     format!("REDACTED:{hex}")
 }
 
-fn redact_headers(headers: &Headers, r: &Redaction) -> Headers {
+/// `headers` with the values `r` hides shown as their [`redacted`] hash.
+pub fn redact_headers(headers: &Headers, r: &Redaction) -> Headers {
     let mut out = Headers::new();
     for (name, value) in headers.pairs() {
         let hide = r.all_headers || r.headers.iter().any(|h| h.eq_ignore_ascii_case(name));
@@ -37,7 +38,7 @@ fn redact_headers(headers: &Headers, r: &Redaction) -> Headers {
 }
 
 /// A body as `body` when it is UTF-8 text, else as `bodyBase64`.
-fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
+pub fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
     match std::str::from_utf8(bytes) {
         Ok(text) => (Some(text.to_string()), None),
         Err(_) => (None, Some(STANDARD.encode(bytes))),

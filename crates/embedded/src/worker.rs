@@ -1,7 +1,8 @@
 //! The delivery worker: pops due wake-ups from the timer, asks the gate, and runs the
 //! core delivery step on each admitted message with bounded concurrency. It only carries
 //! outcomes out: a retry or an early wake-up re-arms the timer, and whatever the gate
-//! releases after an attempt is armed at once.
+//! releases after an attempt is armed at once. The gate hears of an attempt's end before
+//! its retry is armed, so the retry is admitted against up-to-date counts.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ impl Worker {
         gate: Arc<Gate>,
         concurrency: usize,
     ) -> Self {
+        gate.attach(Arc::clone(&timer));
         Self {
             services,
             timer,
@@ -103,12 +105,15 @@ impl Worker {
                 Arc::clone(&self.in_flight),
             );
             tokio::spawn(async move {
-                let step = step(&services, &timer, &wakeup).await;
+                let (step, again) = step(&services, &wakeup).await;
                 for released in gate.finished(&wakeup, &step, services.clock.now_ms()) {
                     timer.push(released);
                 }
                 if let Ok(mut s) = in_flight.lock() {
                     s.remove(&wakeup.id);
+                }
+                if let Some(again) = again {
+                    timer.push(again);
                 }
                 drop(permit);
             });
@@ -122,26 +127,23 @@ impl Worker {
     }
 }
 
-/// One delivery step and what the timer must do about it.
-async fn step(services: &Services, timer: &Timer, wakeup: &Wakeup) -> Step {
-    match deliver(services, &wakeup.id).await {
-        Ok(step) => {
-            if let Outcome::RetryAt(due) | Outcome::NotDue(due) = step.outcome {
-                timer.push(Wakeup {
-                    due_ms: due,
-                    ..wakeup.clone()
-                });
-            }
-            step
-        }
+/// One delivery step, and the wake-up to arm once the attempt is reported (a retry or
+/// an early wake-up). Armed later, not here: until the attempt is reported the message
+/// still counts as in flight, and a wake-up popped meanwhile would be dropped.
+async fn step(services: &Services, wakeup: &Wakeup) -> (Step, Option<Wakeup>) {
+    let step = match deliver(services, &wakeup.id).await {
+        Ok(step) => step,
         Err(e) => {
             tracing::error!(message_id = %wakeup.id, error = %e, "delivery step failed; trying again");
-            let due = services.clock.now_ms() + INTERNAL_RETRY_MS;
-            timer.push(Wakeup {
-                due_ms: due,
-                ..wakeup.clone()
-            });
-            Outcome::RetryAt(due).into()
+            Outcome::RetryAt(services.clock.now_ms() + INTERNAL_RETRY_MS).into()
         }
-    }
+    };
+    let again = match step.outcome {
+        Outcome::RetryAt(due) | Outcome::NotDue(due) => Some(Wakeup {
+            due_ms: due,
+            ..wakeup.clone()
+        }),
+        _ => None,
+    };
+    (step, again)
 }

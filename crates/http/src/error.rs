@@ -32,6 +32,11 @@ impl ApiError {
         self.status
     }
 
+    /// The `error` text this answer carries (generic for internal failures).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "missing or invalid token")
     }

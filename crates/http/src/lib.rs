@@ -7,12 +7,18 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod batch;
 mod dlq;
 mod error;
 mod extract;
+mod flow_control;
 mod keys;
+mod logs;
 mod messages;
 mod publish;
+mod queues;
+mod schedules;
+mod topics;
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,11 +27,17 @@ use axum::Router;
 use axum::middleware;
 use qpost_core::Services;
 
+pub use batch::batch_routes;
 pub use dlq::dlq_routes;
 pub use error::ApiError;
+pub use flow_control::flow_control_routes;
 pub use keys::key_routes;
+pub use logs::log_routes;
 pub use messages::message_routes;
 pub use publish::publish_routes;
+pub use queues::queue_routes;
+pub use schedules::schedule_routes;
+pub use topics::topic_routes;
 
 /// Settings of the HTTP edge itself; everything else comes from [`Services`].
 #[derive(Clone, Default)]
@@ -63,9 +75,15 @@ impl ApiState {
 /// The whole QStash v2 API this crate serves: every area, authenticated.
 pub fn router(services: Arc<Services>, config: HttpConfig) -> Router {
     let routes = publish_routes()
+        .merge(batch_routes())
+        .merge(topic_routes())
+        .merge(queue_routes())
+        .merge(flow_control_routes())
         .merge(message_routes())
         .merge(dlq_routes())
-        .merge(key_routes());
+        .merge(key_routes())
+        .merge(log_routes())
+        .merge(schedule_routes());
     mount(routes, services, config)
 }
 

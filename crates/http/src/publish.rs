@@ -87,7 +87,7 @@ fn raw_destination<'a>(path: &'a str, prefix: &str) -> &'a str {
 }
 
 /// The first `X-Forwarded-For` entry, else the peer address when the server records it.
-fn caller_ip(parts: &Parts) -> Option<String> {
+pub(crate) fn caller_ip(parts: &Parts) -> Option<String> {
     let forwarded = parts
         .headers
         .get("x-forwarded-for")

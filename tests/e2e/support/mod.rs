@@ -106,6 +106,12 @@ impl TestApp {
         self.start().await;
     }
 
+    /// Like [`TestApp::restart`], with the settings changed by `configure` first.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Settings)) {
+        configure(&mut self.settings);
+        self.restart().await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::attempt::Response;
 use crate::headers::Headers;
-use crate::ids::MessageId;
 use crate::message::{CallbackSpec, Message, Origin};
 
 /// The body of a callback request, field for field as the hosted service sends it.
@@ -82,37 +81,33 @@ pub fn callback_message(
     origin: Origin,
     now: i64,
 ) -> Message {
-    let mut headers = spec.headers.clone();
-    if headers.get("Content-Type").is_none() {
-        headers.set("Content-Type", "application/json");
-    }
-    Message {
-        id: MessageId::generate(),
-        url: spec.url.clone(),
-        method: spec.method.clone().unwrap_or_else(|| "POST".into()),
-        headers,
+    let mut m = Message::new(
+        spec.url.clone(),
         body,
-        max_retries: spec.retries.unwrap_or(source.max_retries),
-        retried: 0,
-        retry_delay: spec
-            .retry_delay
-            .clone()
-            .or_else(|| source.retry_delay.clone()),
-        timeout_ms: spec.timeout_ms,
-        not_before: now.saturating_add(spec.delay_ms.unwrap_or(0) as i64),
-        created_at: now,
-        callback: None,
-        failure_callback: None,
-        caller_ip: source.caller_ip.clone(),
-        labels: source.labels.clone(),
-        redact: Default::default(),
-        topic_name: None,
-        endpoint_name: None,
-        queue_name: None,
-        schedule_id: source.schedule_id.clone(),
-        flow_control: None,
-        origin,
+        spec.retries.unwrap_or(source.max_retries),
+        now,
+    );
+    m.headers = spec.headers.clone();
+    if m.headers.get("Content-Type").is_none() {
+        m.headers.set("Content-Type", "application/json");
     }
+    if let Some(method) = &spec.method {
+        m.method = method.clone();
+    }
+    m.retry_delay = spec
+        .retry_delay
+        .clone()
+        .or_else(|| source.retry_delay.clone());
+    m.timeout_ms = spec.timeout_ms;
+    m.not_before = now.saturating_add(spec.delay_ms.unwrap_or(0) as i64);
+    m.caller_ip = source.caller_ip.clone();
+    m.labels = source.labels.clone();
+    // The body quotes the source's body and headers: if any of them is redacted, the
+    // read APIs hide the whole callback body (the callback itself still gets it in clear).
+    m.redact.body = !source.redact.is_empty();
+    m.schedule_id = source.schedule_id.clone();
+    m.origin = origin;
+    m
 }
 
 #[cfg(test)]

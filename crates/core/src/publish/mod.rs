@@ -13,7 +13,7 @@ use crate::Services;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::MessageId;
-use crate::message::{Message, Origin};
+use crate::message::Message;
 use crate::ports::{DedupKey, Inserted, NewMessage, Wakeup};
 
 /// A publish request as it arrived, before any parsing.
@@ -118,30 +118,8 @@ pub fn new_message(
     options: &PublishOptions,
 ) -> Message {
     let now = services.clock.now_ms();
-    let mut message = Message {
-        id: MessageId::generate(),
-        url,
-        method: "POST".into(),
-        headers: options.forward.clone(),
-        body,
-        max_retries: services.limits.default_retries,
-        retried: 0,
-        retry_delay: None,
-        timeout_ms: None,
-        not_before: now,
-        created_at: now,
-        callback: None,
-        failure_callback: None,
-        caller_ip: None,
-        labels: Vec::new(),
-        redact: Default::default(),
-        topic_name: None,
-        endpoint_name: None,
-        queue_name: None,
-        flow_control: None,
-        schedule_id: None,
-        origin: Origin::Publish,
-    };
+    let mut message = Message::new(url, body, services.limits.default_retries, now);
+    message.headers = options.forward.clone();
     options.apply(&mut message, now);
     message
 }
@@ -187,6 +165,9 @@ impl PublishOptions {
     /// The deduplication key of `m`, if the request asked for one.
     fn dedup_key(&self, m: &Message, expires_at: i64) -> Option<DedupKey> {
         let key = match (&self.dedup_id, self.content_dedup) {
+            // A group publish makes one message per endpoint under one id: the key is
+            // per endpoint, so the id dedups a repeat of the publish, not its siblings.
+            (Some(id), _) if m.topic_name.is_some() => format!("id:{id}:{}", m.url),
             (Some(id), _) => format!("id:{id}"),
             (None, true) => format!("content:{}", content_hash(m)),
             (None, false) => return None,
@@ -266,7 +247,7 @@ pub async fn publish(
 }
 
 /// The request headers with a URL group's default headers added where absent.
-fn with_defaults(headers: &HeaderMap, defaults: &HeaderMap) -> HeaderMap {
+pub(crate) fn with_defaults(headers: &HeaderMap, defaults: &HeaderMap) -> HeaderMap {
     let mut merged = headers.clone();
     for (name, value) in defaults {
         if !headers.contains_key(name) {
@@ -311,7 +292,7 @@ pub async fn publish_draft(services: &Services, draft: &Draft) -> Result<Publish
 }
 
 /// With private destinations blocked, refuses literal private addresses up front.
-fn check_egress<'a>(
+pub(crate) fn check_egress<'a>(
     services: &Services,
     urls: impl Iterator<Item = &'a str>,
     options: &'a PublishOptions,

@@ -80,3 +80,96 @@ fn list(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use qpost_core::events::{Event, EventState};
+    use qpost_core::filter::EventFilter;
+    use qpost_core::ports::EventLog;
+    use qpost_core::test_support::message;
+
+    use crate::SqliteStore;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("q.db")).unwrap();
+        (dir, store)
+    }
+
+    /// Every page of `filter`, following cursors to the end.
+    async fn all_pages(store: &SqliteStore, filter: &EventFilter, count: usize) -> Vec<Vec<Event>> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store
+                .list_events(filter, cursor.as_deref(), count)
+                .await
+                .unwrap();
+            pages.push(page.items);
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return pages,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn purging_drops_only_events_older_than_the_retention_cut() {
+        let (_dir, store) = open();
+        let m = message();
+        let events = [100, 200, 300]
+            .map(|t| Event::of(&m, EventState::Created, t))
+            .to_vec();
+        store.append(events).await.unwrap();
+
+        assert_eq!(store.purge_events(250).await.unwrap(), 2);
+        let left = store
+            .list_events(&EventFilter::default(), None, 10)
+            .await
+            .unwrap();
+        let times: Vec<i64> = left.items.iter().map(|e| e.time).collect();
+        assert_eq!(times, [300]);
+        assert_eq!(store.purge_events(250).await.unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn filtered_pages_span_scan_chunks_and_visit_each_event_once() {
+        let (_dir, store) = open();
+        let (a, b) = (message(), message());
+        let events: Vec<Event> = (0..1_200)
+            .map(|t| Event::of(if t % 2 == 0 { &a } else { &b }, EventState::Active, t))
+            .collect();
+        store.append(events).await.unwrap();
+        let only_a = EventFilter {
+            message: qpost_core::filter::MessageFilter {
+                message_ids: vec![a.id.to_string()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+
+        let pages = all_pages(&store, &only_a, 70).await;
+        let times: Vec<i64> = pages.iter().flatten().map(|e| e.time).collect();
+        let expected: Vec<i64> = (0..1_200).rev().filter(|t| t % 2 == 0).collect();
+        assert_eq!(times, expected, "newest first, each once");
+        assert!(pages[..pages.len() - 1].iter().all(|p| p.len() == 70));
+        assert_eq!(pages.last().map(Vec::len), Some(600 % 70));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_last_full_page_has_no_cursor_and_bad_cursors_are_refused() {
+        let (_dir, store) = open();
+        let m = message();
+        let events = (0..4)
+            .map(|t| Event::of(&m, EventState::Retry, t))
+            .collect();
+        store.append(events).await.unwrap();
+
+        let pages = all_pages(&store, &EventFilter::default(), 2).await;
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+        let bad = store
+            .list_events(&EventFilter::default(), Some("yesterday"), 2)
+            .await;
+        assert!(matches!(bad, Err(qpost_core::Error::BadRequest(_))));
+    }
+}
