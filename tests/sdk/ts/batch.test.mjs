@@ -2,26 +2,12 @@
 // URL, URL-group and queue entries, answered with an array aligned with the request.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, assertSignedDelivery, startQpost, startReceiver } from "./harness.mjs";
+import { assertRejectsWithStatus, assertSignedDelivery, useQpost } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-let verifier;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-  verifier = qpost.receiver();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client, verifier;
+useQpost((started) => ({ qpost, receiver, client, verifier } = started));
 
 test("batch publishes to a URL, a urlGroup and a queue, answering in request order", async () => {
   const groupUrls = [receiver.url("/batch/g1"), receiver.url("/batch/g2")];

@@ -1,26 +1,12 @@
 // Callbacks and failure callbacks (qstash-api.md §5) published through the official TypeScript SDK.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertSignedDelivery, fromBase64, startQpost, startReceiver } from "./harness.mjs";
+import { assertSignedDelivery, fromBase64, useQpost } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-let verifier;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-  verifier = qpost.receiver();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client, verifier;
+useQpost((started) => ({ qpost, receiver, client, verifier } = started));
 
 function callbackBody(record) {
   return JSON.parse(record.body.toString("utf8"));

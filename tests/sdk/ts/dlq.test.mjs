@@ -3,26 +3,12 @@
 // This SDK version has no dlq.get.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, assertSignedDelivery, startQpost, startReceiver, waitUntil } from "./harness.mjs";
+import { assertRejectsWithStatus, assertSignedDelivery, useQpost, waitUntil } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-let verifier;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-  verifier = qpost.receiver();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client, verifier;
+useQpost((started) => ({ qpost, receiver, client, verifier } = started));
 
 /** Waits until the DLQ holds exactly `count` entries for `destination`; returns them. */
 async function dlqEntriesFor(destination, count) {

@@ -3,24 +3,12 @@
 // getGlobalParallelism.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, startQpost, startReceiver, waitUntil } from "./harness.mjs";
+import { assertRejectsWithStatus, useQpost, waitUntil } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client;
+useQpost((started) => ({ qpost, receiver, client } = started));
 
 /** The most requests answered at once, each taking `delayMs` from its arrival. */
 function maxConcurrency(records, delayMs) {

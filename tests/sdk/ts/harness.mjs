@@ -8,6 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -281,4 +282,22 @@ export async function assertRejectsWithStatus(call, status) {
   } finally {
     console.error = original;
   }
+}
+
+/**
+ * Starts a qpost server and a recording receiver before a test file's tests and stops
+ * both after them; `assign` receives `{ qpost, receiver, client, verifier }`.
+ */
+export function useQpost(assign) {
+  let started;
+  before(async () => {
+    const receiver = await startReceiver();
+    const qpost = await startQpost();
+    started = { qpost, receiver, client: qpost.client(), verifier: qpost.receiver() };
+    assign(started);
+  });
+  after(async () => {
+    await started?.qpost.stop();
+    await started?.receiver.close();
+  });
 }

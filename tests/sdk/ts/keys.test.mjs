@@ -3,24 +3,12 @@
 // Rotation changes the server's keys, so it runs on a server of its own.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { DEV_CREDENTIALS, assertSignedDelivery, startQpost, startReceiver } from "./harness.mjs";
+import { DEV_CREDENTIALS, assertSignedDelivery, startQpost, useQpost } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client;
+useQpost((started) => ({ qpost, receiver, client } = started));
 
 const getKeys = () => client.http.request({ method: "GET", path: ["v2", "keys"] });
 const rotateKeys = () => client.http.request({ method: "POST", path: ["v2", "keys", "rotate"] });

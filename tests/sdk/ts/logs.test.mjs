@@ -2,24 +2,12 @@
 // and its deprecated alias client.events, parsing entries of every state including CANCELED.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { startQpost, startReceiver, waitUntil } from "./harness.mjs";
+import { useQpost, waitUntil } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client;
+useQpost((started) => ({ qpost, receiver, client } = started));
 
 /** The states logged for `messageId`, oldest first. */
 async function statesOf(messageId) {

@@ -2,26 +2,12 @@
 // Client.publish, Client.publishJSON, messages.get / cancel / delete / deleteMany / deleteAll.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, assertSignedDelivery, startQpost, startReceiver } from "./harness.mjs";
+import { assertRejectsWithStatus, assertSignedDelivery, useQpost } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-let verifier;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-  verifier = qpost.receiver();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client, verifier;
+useQpost((started) => ({ qpost, receiver, client, verifier } = started));
 
 test("publish delivers the raw body, method, forwarded headers and destination query", async () => {
   const destination = receiver.url("/publish/raw?source=sdk&n=1");

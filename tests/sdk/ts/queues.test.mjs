@@ -2,26 +2,12 @@
 // upsert / get / list / delete / pause / resume / enqueue / enqueueJSON.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, assertSignedDelivery, startQpost, startReceiver, waitUntil } from "./harness.mjs";
+import { assertRejectsWithStatus, assertSignedDelivery, useQpost, waitUntil } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-let verifier;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-  verifier = qpost.receiver();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client, verifier;
+useQpost((started) => ({ qpost, receiver, client, verifier } = started));
 
 /** The most requests answered at once, each taking `delayMs` from its arrival. */
 function maxConcurrency(records, delayMs) {

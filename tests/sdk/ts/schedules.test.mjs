@@ -4,24 +4,12 @@
 // waiting for a cron minute (firing is covered by the Rust e2e tests and the Python suite).
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, startQpost, startReceiver } from "./harness.mjs";
+import { assertRejectsWithStatus, useQpost } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client;
+useQpost((started) => ({ qpost, receiver, client } = started));
 
 /** The fields every Schedule carries, with the types the SDK declares. */
 function assertScheduleShape(schedule) {

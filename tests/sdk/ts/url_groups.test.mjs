@@ -2,26 +2,12 @@
 // get / list / delete, and publish / publishJSON to a `urlGroup` fanning out per endpoint.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { assertRejectsWithStatus, assertSignedDelivery, startQpost, startReceiver, waitUntil } from "./harness.mjs";
+import { assertRejectsWithStatus, assertSignedDelivery, useQpost, waitUntil } from "./harness.mjs";
 
-let qpost;
-let receiver;
-let client;
-let verifier;
-
-before(async () => {
-  receiver = await startReceiver();
-  qpost = await startQpost();
-  client = qpost.client();
-  verifier = qpost.receiver();
-});
-
-after(async () => {
-  await qpost?.stop();
-  await receiver?.close();
-});
+let qpost, receiver, client, verifier;
+useQpost((started) => ({ qpost, receiver, client, verifier } = started));
 
 const sortedUrls = (group) => group.endpoints.map((e) => e.url).sort();
 
