@@ -16,14 +16,31 @@ pub fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// The current Unix millisecond as 8 base58 characters; the alphabet is in ASCII order,
+/// so the prefixes sort like the times (until the year 8000).
+fn time_prefix() -> String {
+    let mut ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = [ALPHABET[0]; 8];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(ms % 58) as usize];
+        ms /= 58;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
 /// Id of a message, `msg_` followed by random characters. Opaque to clients.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MessageId(String);
 
 impl MessageId {
+    /// A new id: 8 characters of the current Unix millisecond, then 32 random ones.
+    /// Ids made later sort later, so stores index them where the newest ones are
+    /// (appending, not scattering writes over the whole index).
     pub fn generate() -> Self {
-        Self(format!("msg_{}", random_token(40)))
+        Self(format!("msg_{}{}", time_prefix(), random_token(32)))
     }
 
     /// Wraps an id that came from a client or the store; ids are opaque, so any
@@ -72,6 +89,8 @@ mod tests {
         assert!(a.as_str().starts_with("msg_"));
         assert_eq!(a.as_str().len(), 44);
         assert_ne!(a, b);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(MessageId::generate() > a, "later ids sort later");
     }
 
     #[test]

@@ -7,13 +7,15 @@ use qpost_core::filter::EventFilter;
 use qpost_core::ports::{EventLog, Page};
 use rusqlite::{Connection, params};
 
+use super::codec::EventRow;
 use super::writer::put_events;
 use super::{SCAN_CHUNK, SqliteStore, StoreError};
 
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<Event>) -> qpost_core::Result<()> {
-        Ok(self.run_write(move |c| put_events(c, &events)).await?)
+        let rows = EventRow::all(&events)?;
+        Ok(self.run_write(move |c| put_events(c, &rows)).await?)
     }
 
     async fn list_events(

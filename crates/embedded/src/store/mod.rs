@@ -78,10 +78,18 @@ impl SqliteStore {
             .map(|_| schema::open(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
         let (tx, rx) = mpsc::channel();
+        let (committed_tx, committed_rx) = mpsc::channel();
+        let db = path.to_path_buf();
+        let spawn_failed =
+            |e: std::io::Error| StoreError::Commit(format!("cannot start a store thread: {e}"));
+        std::thread::Builder::new()
+            .name("qpost-sqlite-sync".into())
+            .spawn(move || writer::sync_loop(db, committed_rx))
+            .map_err(spawn_failed)?;
         std::thread::Builder::new()
             .name("qpost-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx))
-            .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
+            .spawn(move || writer::run(conn, rx, committed_tx))
+            .map_err(spawn_failed)?;
         Ok(Self {
             writer: Mutex::new(tx),
             readers: Arc::new(readers),
@@ -166,14 +174,20 @@ impl SqliteStore {
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn insert(&self, batch: Vec<NewMessage>) -> qpost_core::Result<Vec<Inserted>> {
-        Ok(self.write(|r| Command::Insert(batch, r)).await?)
+        let rows = batch
+            .iter()
+            .map(codec::NewRow::of)
+            .collect::<Result<_, _>>()?;
+        Ok(self.write(|r| Command::Insert(rows, r)).await?)
     }
 
     async fn get(&self, id: &MessageId) -> qpost_core::Result<Option<Message>> {
         let id = id.as_str().to_string();
         let found = self
             .read(move |c| {
-                let mut stmt = c.prepare_cached("SELECT meta, body FROM messages WHERE id = ?1")?;
+                let mut stmt = c.prepare_cached(
+                    "SELECT meta, body, retried, due FROM messages WHERE id = ?1",
+                )?;
                 let row = stmt
                     .query_row([id], |r| Ok(codec::message_from_row(r)))
                     .optional()?;
@@ -184,9 +198,8 @@ impl MessageStore for SqliteStore {
     }
 
     async fn apply(&self, transition: Transition) -> qpost_core::Result<()> {
-        Ok(self
-            .write(|r| Command::Apply(Box::new(transition), r))
-            .await?)
+        let row = Box::new(codec::TransitionRow::of(&transition)?);
+        Ok(self.write(|r| Command::Apply(row, r)).await?)
     }
 
     async fn remove(&self, ids: &[MessageId]) -> qpost_core::Result<u64> {
@@ -207,8 +220,9 @@ impl MessageStore for SqliteStore {
     async fn wakeups(&self) -> qpost_core::Result<Vec<Wakeup>> {
         let rows = self
             .read(|c| {
-                let mut stmt =
-                    c.prepare("SELECT meta, x'' FROM messages ORDER BY created, rowid")?;
+                let mut stmt = c.prepare(
+                    "SELECT meta, x'', retried, due FROM messages ORDER BY created, rowid",
+                )?;
                 let mut rows = stmt.query([])?;
                 let mut out = Vec::new();
                 while let Some(row) = rows.next()? {
@@ -228,7 +242,7 @@ fn find_messages(
     limit: usize,
 ) -> Result<Vec<MessageId>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT meta, body, created, id FROM messages WHERE (created, id) > (?1, ?2) ORDER BY created, id LIMIT ?3",
+        "SELECT meta, body, retried, due, created, id FROM messages WHERE (created, id) > (?1, ?2) ORDER BY created, id LIMIT ?3",
     )?;
     let mut out = Vec::new();
     let (mut after_created, mut after_id) = (i64::MIN, String::new());
@@ -237,7 +251,7 @@ fn find_messages(
         let mut seen = 0;
         while let Some(row) = rows.next()? {
             seen += 1;
-            (after_created, after_id) = (row.get(2)?, row.get(3)?);
+            (after_created, after_id) = (row.get(4)?, row.get(5)?);
             let m = codec::message_from_row(row)?;
             if filter.matches(&m) {
                 out.push(m.id);

@@ -1,19 +1,21 @@
 //! The single writer: one thread owns the write connection and commits every command
-//! that queued up meanwhile in one transaction (group commit), so one fsync covers many
-//! publishes. Each command runs under its own savepoint: one failing command is rolled
-//! back alone. Replies go out only after the commit, so nothing is acknowledged early.
+//! that queued up meanwhile in one transaction (group commit). Each command runs under
+//! its own savepoint: one failing command is rolled back alone. A committed group goes to
+//! the syncer thread, which fsyncs the WAL once for every group committed since its last
+//! sync and only then sends the replies: nothing is acknowledged before it is on disk, and
+//! the writer executes the next group while the disk works.
 
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
-use qpost_core::ids::{MessageId, dlq_sort_key};
-use qpost_core::message::{DlqEntry, Message};
-use qpost_core::ports::{Change, Inserted, NewMessage, Transition};
+use qpost_core::ids::MessageId;
+use qpost_core::ports::Inserted;
 use qpost_core::signing::SigningKeys;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::StoreError;
-use super::codec::{dlq_meta, message_meta};
+use super::codec::{ChangeRow, DlqRow, EventRow, MessageRow, NewRow, TransitionRow};
 
 /// Most commands folded into one transaction.
 const MAX_GROUP: usize = 2048;
@@ -22,8 +24,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// A write and where its result goes.
 pub enum Command {
-    Insert(Vec<NewMessage>, Reply<Vec<Inserted>>),
-    Apply(Box<Transition>, Reply<()>),
+    Insert(Vec<NewRow>, Reply<Vec<Inserted>>),
+    Apply(Box<TransitionRow>, Reply<()>),
     Remove(Vec<MessageId>, Reply<u64>),
     RemoveDlq(Vec<String>, Reply<u64>),
     Purge(i64, Reply<u64>),
@@ -32,8 +34,11 @@ pub enum Command {
     Run(Job),
 }
 
-/// Runs until every sender is gone.
-pub fn run(mut conn: Connection, rx: Receiver<Command>) {
+/// A committed (or failed) group waiting for the WAL to reach the disk.
+pub type Committed = (Vec<Pending>, Result<(), StoreError>);
+
+/// Runs until every sender is gone; hands each committed group to `synced`.
+pub fn run(mut conn: Connection, rx: Receiver<Command>, synced: Sender<Committed>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -42,7 +47,45 @@ pub fn run(mut conn: Connection, rx: Receiver<Command>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        commit_group(&mut conn, group);
+        let committed = commit_group(&mut conn, group);
+        if synced.send(committed).is_err() {
+            return;
+        }
+    }
+}
+
+/// The syncer: fsyncs the WAL of `db` once for all groups committed meanwhile, then
+/// replies to every command of those groups. Runs until the writer is gone.
+pub fn sync_loop(db: PathBuf, rx: Receiver<Committed>) {
+    let mut wal = db.into_os_string();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let synced = sync_wal(&wal);
+        for (pending, committed) in batch {
+            let error = committed
+                .err()
+                .or_else(|| synced.as_ref().err().map(StoreError::shallow));
+            for reply in pending {
+                reply(error.as_ref());
+            }
+        }
+    }
+}
+
+/// Flushes the WAL to disk. Without a WAL file every commit was checkpointed into the
+/// database file, which SQLite syncs itself.
+fn sync_wal(wal: &std::path::Path) -> Result<(), StoreError> {
+    match std::fs::File::open(wal) {
+        Ok(file) => file
+            .sync_data()
+            .map_err(|e| StoreError::Commit(format!("fsync of the WAL failed: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Commit(format!(
+            "cannot open the WAL to fsync it: {e}"
+        ))),
     }
 }
 
@@ -63,34 +106,38 @@ pub fn job<T: Send + 'static>(
     })
 }
 
-fn commit_group(conn: &mut Connection, group: Vec<Command>) {
+fn commit_group(conn: &mut Connection, group: Vec<Command>) -> Committed {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(group, &StoreError::from(e)),
+        Err(e) => return (fail_all(group), Err(StoreError::from(e))),
     };
     let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
     for cmd in group {
         pending.push(execute(&tx, cmd));
     }
-    let committed = tx.commit().map_err(StoreError::from);
-    for reply in pending {
-        reply(committed.as_ref().err());
-    }
+    (pending, tx.commit().map_err(StoreError::from))
 }
 
-fn fail_all(group: Vec<Command>, err: &StoreError) {
-    for cmd in group {
-        let reply: Pending = match cmd {
-            Command::Insert(_, r) => deferred(r, Err(err.shallow())),
-            Command::Apply(_, r) => deferred(r, Err(err.shallow())),
-            Command::Remove(_, r) | Command::RemoveDlq(_, r) | Command::Purge(_, r) => {
-                deferred(r, Err(err.shallow()))
+/// The replies of a group that could not start; the error is given when they are sent.
+fn fail_all(group: Vec<Command>) -> Vec<Pending> {
+    group
+        .into_iter()
+        .map(|cmd| -> Pending {
+            match cmd {
+                Command::Insert(_, r) => failed(r),
+                Command::Apply(_, r) => failed(r),
+                Command::Remove(_, r) | Command::RemoveDlq(_, r) | Command::Purge(_, r) => {
+                    failed(r)
+                }
+                Command::SwapKeys(_, r) => failed(r),
+                Command::Run(job) => job(Err(&StoreError::Closed)),
             }
-            Command::SwapKeys(_, r) => deferred(r, Err(err.shallow())),
-            Command::Run(job) => job(Err(err)),
-        };
-        reply(None);
-    }
+        })
+        .collect()
+}
+
+fn failed<T: Send + 'static>(reply: Reply<T>) -> Pending {
+    deferred(reply, Err(StoreError::Closed))
 }
 
 /// Runs one command inside a savepoint and returns the reply to send after commit.
@@ -122,20 +169,22 @@ fn savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT cmd")?;
+    // Cached statements: these run once per command, so parsing them each time shows up.
+    conn.prepare_cached("SAVEPOINT cmd")?.execute([])?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE cmd")?;
+            conn.prepare_cached("RELEASE cmd")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd")?;
+            conn.prepare_cached("ROLLBACK TO cmd")?.execute([])?;
+            conn.prepare_cached("RELEASE cmd")?.execute([])?;
             Err(e)
         }
     }
 }
 
-fn insert(conn: &Connection, batch: Vec<NewMessage>) -> Result<Vec<Inserted>, StoreError> {
+fn insert(conn: &Connection, batch: Vec<NewRow>) -> Result<Vec<Inserted>, StoreError> {
     let mut out = Vec::with_capacity(batch.len());
     for new in batch {
         out.push(insert_one(conn, new)?);
@@ -143,12 +192,12 @@ fn insert(conn: &Connection, batch: Vec<NewMessage>) -> Result<Vec<Inserted>, St
     Ok(out)
 }
 
-fn insert_one(conn: &Connection, new: NewMessage) -> Result<Inserted, StoreError> {
+fn insert_one(conn: &Connection, new: NewRow) -> Result<Inserted, StoreError> {
     let m = &new.message;
     if let Some(d) = &new.dedup {
         let live: Option<String> = conn
             .prepare_cached("SELECT message_id FROM dedup WHERE key = ?1 AND expires > ?2")?
-            .query_row(params![d.key, m.created_at], |r| r.get(0))
+            .query_row(params![d.key, m.created], |r| r.get(0))
             .optional()?;
         if let Some(original) = live {
             return Ok(Inserted::Duplicate(MessageId::from_string(original)));
@@ -156,7 +205,7 @@ fn insert_one(conn: &Connection, new: NewMessage) -> Result<Inserted, StoreError
         conn.prepare_cached(
             "INSERT OR REPLACE INTO dedup (key, message_id, expires) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![d.key, m.id.as_str(), d.expires_at])?;
+        .execute(params![d.key, m.id, d.expires_at])?;
     }
     if let Some(dlq_id) = &new.from_dlq
         && conn
@@ -172,49 +221,36 @@ fn insert_one(conn: &Connection, new: NewMessage) -> Result<Inserted, StoreError
 }
 
 /// Appends log events.
-pub fn put_events(
-    conn: &Connection,
-    events: &[qpost_core::events::Event],
-) -> Result<(), StoreError> {
+pub fn put_events(conn: &Connection, events: &[EventRow]) -> Result<(), StoreError> {
     let mut stmt =
         conn.prepare_cached("INSERT INTO events (time, message_id, data) VALUES (?1, ?2, ?3)")?;
     for e in events {
-        stmt.execute(params![
-            e.time,
-            e.message_id.as_str(),
-            serde_json::to_string(e)?
-        ])?;
+        stmt.execute(params![e.time, e.message_id, e.data])?;
     }
     Ok(())
 }
 
-fn put_message(conn: &Connection, m: &Message) -> Result<(), StoreError> {
+fn put_message(conn: &Connection, m: &MessageRow) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO messages (id, due, created, queue, meta, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO messages (id, due, created, queue, retried, meta, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![
-        m.id.as_str(),
-        m.not_before,
-        m.created_at,
-        m.queue_name,
-        message_meta(m)?,
-        m.body
-    ])?;
+    .execute(params![m.id, m.due, m.created, m.queue, m.retried, m.meta, m.body])?;
     Ok(())
 }
 
-fn apply(conn: &Connection, t: Transition) -> Result<(), StoreError> {
+fn apply(conn: &Connection, t: TransitionRow) -> Result<(), StoreError> {
     let id = t.message_id.as_str();
     match t.change {
-        Change::Remove => {
+        ChangeRow::Remove => {
             conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
                 .execute([id])?;
         }
-        Change::Retry {
-            retried,
-            not_before,
-        } => retry(conn, id, retried, not_before)?,
-        Change::DeadLetter(entry) => {
+        ChangeRow::Retry { retried, due } => {
+            // A message cancelled meanwhile matches nothing and stays cancelled.
+            conn.prepare_cached("UPDATE messages SET due = ?2, retried = ?3 WHERE id = ?1")?
+                .execute(params![id, due, retried])?;
+        }
+        ChangeRow::DeadLetter(entry) => {
             // A message cancelled during its last attempt stays cancelled.
             if conn
                 .prepare_cached("DELETE FROM messages WHERE id = ?1")?
@@ -232,26 +268,11 @@ fn apply(conn: &Connection, t: Transition) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn retry(conn: &Connection, id: &str, retried: u32, not_before: i64) -> Result<(), StoreError> {
-    let meta: Option<String> = conn
-        .prepare_cached("SELECT meta FROM messages WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    let Some(meta) = meta else { return Ok(()) };
-    let mut m: Message = serde_json::from_str(&meta)?;
-    m.retried = retried;
-    m.not_before = not_before;
-    conn.prepare_cached("UPDATE messages SET due = ?2, meta = ?3 WHERE id = ?1")?
-        .execute(params![id, not_before, message_meta(&m)?])?;
-    Ok(())
-}
-
-fn put_dlq(conn: &Connection, e: &DlqEntry) -> Result<(), StoreError> {
-    let (ms, seq) = dlq_sort_key(&e.dlq_id).unwrap_or((e.message.created_at, 0));
+fn put_dlq(conn: &Connection, e: &DlqRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO dlq (dlq_id, ms, seq, expires, meta, body, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![e.dlq_id, ms, seq as i64, e.expires_at, dlq_meta(e)?, e.message.body, e.response_body])?;
+    .execute(params![e.dlq_id, e.ms, e.seq, e.expires, e.meta, e.body, e.response_body])?;
     Ok(())
 }
 
