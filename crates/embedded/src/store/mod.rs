@@ -6,6 +6,7 @@
 mod codec;
 mod docs;
 mod events;
+mod hot;
 mod schema;
 mod writer;
 
@@ -25,6 +26,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use writer::Command;
+
+/// The wall clock, for the hot copy's horizon (not a decision of qpost's: a message
+/// missing from the copy is simply read from the store).
+fn now_ms() -> i64 {
+    qpost_core::clock::Clock::now_ms(&qpost_core::clock::SystemClock)
+}
 
 /// Read connections kept open beside the writer.
 const READERS: usize = 4;
@@ -66,6 +73,7 @@ pub struct SqliteStore {
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
     keys: RwLock<Option<SigningKeys>>,
+    hot: hot::Hot,
 }
 
 impl SqliteStore {
@@ -95,6 +103,7 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             keys: RwLock::new(keys),
+            hot: hot::Hot::default(),
         })
     }
 
@@ -178,10 +187,20 @@ impl MessageStore for SqliteStore {
             .iter()
             .map(codec::NewRow::of)
             .collect::<Result<_, _>>()?;
-        Ok(self.write(|r| Command::Insert(rows, r)).await?)
+        let inserted = self.write(|r| Command::Insert(rows, r)).await?;
+        let now = now_ms();
+        for (new, outcome) in batch.iter().zip(&inserted) {
+            if *outcome == Inserted::Created {
+                self.hot.keep(&new.message, now);
+            }
+        }
+        Ok(inserted)
     }
 
     async fn get(&self, id: &MessageId) -> qpost_core::Result<Option<Message>> {
+        if let Some(m) = self.hot.get(id) {
+            return Ok(Some(m));
+        }
         let id = id.as_str().to_string();
         let found = self
             .read(move |c| {
@@ -199,12 +218,22 @@ impl MessageStore for SqliteStore {
 
     async fn apply(&self, transition: Transition) -> qpost_core::Result<()> {
         let row = Box::new(codec::TransitionRow::of(&transition)?);
-        Ok(self.write(|r| Command::Apply(row, r)).await?)
+        let applied = self.write(|r| Command::Apply(row, r)).await;
+        // Whatever the outcome, the copy must not outlive what the store holds.
+        match applied {
+            Ok(()) => self.hot.apply(&transition, now_ms()),
+            Err(_) => self
+                .hot
+                .forget(std::slice::from_ref(&transition.message_id)),
+        }
+        Ok(applied?)
     }
 
     async fn remove(&self, ids: &[MessageId]) -> qpost_core::Result<u64> {
-        let ids = ids.to_vec();
-        Ok(self.write(|r| Command::Remove(ids, r)).await?)
+        let owned = ids.to_vec();
+        let removed = self.write(|r| Command::Remove(owned, r)).await;
+        self.hot.forget(ids);
+        Ok(removed?)
     }
 
     async fn find(
