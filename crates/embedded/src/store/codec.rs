@@ -16,6 +16,8 @@ pub struct MessageRow {
     pub created: i64,
     pub queue: Option<String>,
     pub retried: u32,
+    /// The flow-control settings as JSON, for rebuilding wake-ups without the metadata.
+    pub flow: Option<String>,
     pub meta: String,
     pub body: Vec<u8>,
 }
@@ -28,6 +30,11 @@ impl MessageRow {
             created: m.created_at,
             queue: m.queue_name.clone(),
             retried: m.retried,
+            flow: m
+                .flow_control
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
             meta: serde_json::to_string(m)?,
             body: m.body.clone(),
         })

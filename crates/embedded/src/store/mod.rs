@@ -249,13 +249,20 @@ impl MessageStore for SqliteStore {
     async fn wakeups(&self) -> qpost_core::Result<Vec<Wakeup>> {
         let rows = self
             .read(|c| {
-                let mut stmt = c.prepare(
-                    "SELECT meta, x'', retried, due FROM messages ORDER BY created, rowid",
-                )?;
+                // Columns only: a restart with a million pending messages parses no JSON
+                // but the few flow-control settings.
+                let mut stmt =
+                    c.prepare("SELECT id, due, queue, flow FROM messages ORDER BY created, rowid")?;
                 let mut rows = stmt.query([])?;
                 let mut out = Vec::new();
                 while let Some(row) = rows.next()? {
-                    out.push(Wakeup::of(&codec::message_from_row(row)?));
+                    let flow: Option<String> = row.get(3)?;
+                    out.push(Wakeup {
+                        id: MessageId::from_string(row.get(0)?),
+                        due_ms: row.get(1)?,
+                        queue_name: row.get(2)?,
+                        flow_control: flow.map(|f| serde_json::from_str(&f)).transpose()?,
+                    });
                 }
                 Ok(out)
             })

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS messages (
     created INTEGER NOT NULL,
     queue   TEXT,
     retried INTEGER NOT NULL DEFAULT 0,
+    flow    TEXT,
     meta    TEXT NOT NULL,
     body    BLOB NOT NULL
 );

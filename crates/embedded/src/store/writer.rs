@@ -232,9 +232,12 @@ pub fn put_events(conn: &Connection, events: &[EventRow]) -> Result<(), StoreErr
 
 fn put_message(conn: &Connection, m: &MessageRow) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO messages (id, due, created, queue, retried, meta, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (id, due, created, queue, retried, flow, meta, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![m.id, m.due, m.created, m.queue, m.retried, m.meta, m.body])?;
+    .execute(params![
+        m.id, m.due, m.created, m.queue, m.retried, m.flow, m.meta, m.body
+    ])?;
     Ok(())
 }
 
