@@ -1,6 +1,7 @@
 //! The AWS backend assembled once per process (per Lambda container, outside the handler):
-//! the SDK configuration and clients are built once and shared by the store and the
-//! dispatcher, and the limits are clamped to what AWS mode can store.
+//! the SDK configuration and clients are built once and shared by the store, the
+//! dispatcher, the EventBridge Scheduler registry and the admission port, and the limits
+//! are clamped to what AWS mode can store.
 
 use std::sync::Arc;
 
@@ -10,9 +11,13 @@ use qpost_core::Services;
 use qpost_core::clock::Clock;
 use qpost_core::config::Limits;
 use qpost_core::ports::{Admission, ScheduleRegistry};
+use qpost_core::signing::{SigningKey, SigningKeys};
 
+use crate::admission::DynamoAdmission;
 use crate::config::{Config, ConfigError};
 use crate::dispatch::SqsDispatcher;
+use crate::error::AwsError;
+use crate::scheduler::EventBridgeScheduler;
 use crate::store::DynamoStore;
 
 /// Largest message body AWS mode accepts until bodies can go to S3. Chosen so that a
@@ -45,10 +50,16 @@ pub fn sdk_loader(region: &str) -> ConfigLoader {
 /// Every AWS-side piece a function needs, built once.
 pub struct Backend {
     pub config: Config,
+    /// The loaded SDK configuration, for clients only some functions need (SSM).
+    pub sdk: SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub store: Arc<DynamoStore>,
+    /// Long wake-ups go through the scheduler.
     pub dispatcher: Arc<SqsDispatcher>,
+    /// The schedule registry, and the one-time wake-ups of long waits.
+    pub scheduler: Arc<EventBridgeScheduler>,
+    pub admission: Arc<DynamoAdmission>,
     /// The limits to serve with, already passed through [`aws_limits`].
     pub limits: Limits,
     pub clock: Arc<dyn Clock>,
@@ -67,24 +78,52 @@ impl Backend {
         let limits = aws_limits(limits);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let store = DynamoStore::new(dynamodb.clone(), &config.table)
-            .with_event_retention(limits.event_retention);
+        let store = Arc::new(
+            DynamoStore::new(dynamodb.clone(), &config.table)
+                .with_event_retention(limits.event_retention),
+        );
+        let scheduler = Arc::new(EventBridgeScheduler::new(
+            aws_sdk_scheduler::Client::new(sdk),
+            &config,
+        ));
         let dispatcher =
-            SqsDispatcher::new(sqs.clone(), &config.delivery_queue_url, Arc::clone(&clock));
+            SqsDispatcher::new(sqs.clone(), &config.delivery_queue_url, Arc::clone(&clock))
+                .with_scheduler(Arc::clone(&scheduler));
+        let admission = DynamoAdmission::new(Arc::clone(&store), config.global_parallelism);
         Self {
             config,
+            sdk: sdk.clone(),
             dynamodb,
             sqs,
-            store: Arc::new(store),
+            store,
             dispatcher: Arc::new(dispatcher),
+            scheduler,
+            admission: Arc::new(admission),
             limits,
             clock,
         }
     }
 
-    /// The use cases' bundle on this backend, with the schedule registry and admission
-    /// given by the caller (EventBridge Scheduler and the AWS admission come later).
-    pub fn services(
+    /// Makes sure signing keys exist: stored keys win, and fresh ones are written once, by
+    /// whichever function starts first (the write is conditional). Functions call it at
+    /// cold start; `POST /v2/keys/rotate` replaces them later.
+    pub async fn ensure_signing_keys(&self) -> Result<(), AwsError> {
+        let fresh = SigningKeys {
+            current: SigningKey::generate(),
+            next: SigningKey::generate(),
+        };
+        self.store.init_keys(None, fresh).await?;
+        Ok(())
+    }
+
+    /// The use cases' bundle on this backend: EventBridge Scheduler fires schedules, the
+    /// AWS admission port answers the flow-control API.
+    pub fn services(&self) -> Services {
+        self.services_with(self.scheduler.clone(), self.admission.clone())
+    }
+
+    /// [`Backend::services`] with another schedule registry and admission (tests).
+    pub fn services_with(
         &self,
         registry: Arc<dyn ScheduleRegistry>,
         admission: Arc<dyn Admission>,

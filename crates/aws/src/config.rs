@@ -7,6 +7,14 @@ pub const TABLE: &str = "QPOST_TABLE";
 pub const DELIVERY_QUEUE_URL: &str = "QPOST_DELIVERY_QUEUE_URL";
 /// URL of the SQS dead-letter queue (failed messages and poison records).
 pub const DEAD_LETTER_QUEUE_URL: &str = "QPOST_DEAD_LETTER_QUEUE_URL";
+/// ARN of the delivery queue: the target of EventBridge Scheduler schedules.
+pub const DELIVERY_QUEUE_ARN: &str = "QPOST_DELIVERY_QUEUE_ARN";
+/// ARN of the dead-letter queue: where EventBridge Scheduler puts wake-ups it could not send.
+pub const DEAD_LETTER_QUEUE_ARN: &str = "QPOST_DEAD_LETTER_QUEUE_ARN";
+/// EventBridge Scheduler schedule group holding qpost's schedules and one-time wake-ups.
+pub const SCHEDULE_GROUP: &str = "QPOST_SCHEDULE_GROUP";
+/// IAM role EventBridge Scheduler assumes to send to the delivery queue.
+pub const SCHEDULER_ROLE_ARN: &str = "QPOST_SCHEDULER_ROLE_ARN";
 /// The region; Lambda sets it. `AWS_DEFAULT_REGION` is accepted in its place.
 pub const REGION: &str = "AWS_REGION";
 const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
@@ -19,13 +27,44 @@ pub struct Config {
     pub delivery_queue_url: String,
     pub dead_letter_queue_url: String,
     pub region: String,
+    pub delivery_queue_arn: String,
+    pub dead_letter_queue_arn: String,
+    pub schedule_group: String,
+    pub scheduler_role_arn: String,
+    /// See [`GLOBAL_PARALLELISM`].
+    pub global_parallelism: u32,
 }
 
-/// Required variables that are unset or empty.
+/// Optional: attempts the stack may run at once, as `GET /v2/globalParallelism` reports it
+/// (the deliver function's maximum concurrency times its batch size). Default
+/// [`DEFAULT_GLOBAL_PARALLELISM`].
+pub const GLOBAL_PARALLELISM: &str = "QPOST_GLOBAL_PARALLELISM";
+/// Lambda's default concurrency quota per account and region.
+pub const DEFAULT_GLOBAL_PARALLELISM: u32 = 1000;
+
+/// Required variables that are unset or empty, and variables whose value cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("missing environment variable(s): {}", .missing.join(", "))]
+#[error("{}", describe(.missing, .invalid))]
 pub struct ConfigError {
     pub missing: Vec<&'static str>,
+    pub invalid: Vec<&'static str>,
+}
+
+fn describe(missing: &[&str], invalid: &[&str]) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "missing environment variable(s): {}",
+            missing.join(", ")
+        ));
+    }
+    if !invalid.is_empty() {
+        parts.push(format!(
+            "invalid environment variable(s): {}",
+            invalid.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 impl Config {
@@ -44,16 +83,27 @@ impl Config {
                 String::new()
             })
         };
-        let config = Self {
+        let mut config = Self {
             table: take(TABLE, value(TABLE)),
             delivery_queue_url: take(DELIVERY_QUEUE_URL, value(DELIVERY_QUEUE_URL)),
             dead_letter_queue_url: take(DEAD_LETTER_QUEUE_URL, value(DEAD_LETTER_QUEUE_URL)),
             region: take(REGION, value(REGION).or_else(|| value(DEFAULT_REGION))),
+            delivery_queue_arn: take(DELIVERY_QUEUE_ARN, value(DELIVERY_QUEUE_ARN)),
+            dead_letter_queue_arn: take(DEAD_LETTER_QUEUE_ARN, value(DEAD_LETTER_QUEUE_ARN)),
+            schedule_group: take(SCHEDULE_GROUP, value(SCHEDULE_GROUP)),
+            scheduler_role_arn: take(SCHEDULER_ROLE_ARN, value(SCHEDULER_ROLE_ARN)),
+            global_parallelism: DEFAULT_GLOBAL_PARALLELISM,
         };
-        if missing.is_empty() {
+        let mut invalid = Vec::new();
+        match value(GLOBAL_PARALLELISM).map(|v| v.trim().parse::<u32>()) {
+            None => {}
+            Some(Ok(n)) if n > 0 => config.global_parallelism = n,
+            Some(_) => invalid.push(GLOBAL_PARALLELISM),
+        }
+        if missing.is_empty() && invalid.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError { missing })
+            Err(ConfigError { missing, invalid })
         }
     }
 }
@@ -74,14 +124,26 @@ mod tests {
 
     #[test]
     fn every_missing_variable_is_named_at_once() {
-        let err = Config::from_lookup(lookup(&[(TABLE, "t"), (REGION, " ")])).unwrap_err();
+        let err = Config::from_lookup(lookup(&[
+            (TABLE, "t"),
+            (REGION, " "),
+            (DELIVERY_QUEUE_ARN, "arn:d"),
+            (DEAD_LETTER_QUEUE_ARN, "arn:dlq"),
+            (SCHEDULER_ROLE_ARN, "arn:role"),
+        ]))
+        .unwrap_err();
         assert_eq!(
             err.missing,
-            [DELIVERY_QUEUE_URL, DEAD_LETTER_QUEUE_URL, REGION]
+            [
+                DELIVERY_QUEUE_URL,
+                DEAD_LETTER_QUEUE_URL,
+                REGION,
+                SCHEDULE_GROUP
+            ]
         );
         assert_eq!(
             err.to_string(),
-            "missing environment variable(s): QPOST_DELIVERY_QUEUE_URL, QPOST_DEAD_LETTER_QUEUE_URL, AWS_REGION"
+            "missing environment variable(s): QPOST_DELIVERY_QUEUE_URL, QPOST_DEAD_LETTER_QUEUE_URL, AWS_REGION, QPOST_SCHEDULE_GROUP"
         );
     }
 
@@ -92,9 +154,26 @@ mod tests {
             (DELIVERY_QUEUE_URL, "https://sqs/d"),
             (DEAD_LETTER_QUEUE_URL, "https://sqs/dlq"),
             (DEFAULT_REGION, "eu-west-1"),
+            (DELIVERY_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:d"),
+            (DEAD_LETTER_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
+            (SCHEDULE_GROUP, "qpost"),
+            (SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/s"),
         ]))
         .unwrap();
         assert_eq!(config.table, "qpost");
         assert_eq!(config.region, "eu-west-1", "AWS_DEFAULT_REGION stands in");
+        assert_eq!(config.schedule_group, "qpost");
+        assert_eq!(config.global_parallelism, DEFAULT_GLOBAL_PARALLELISM);
+    }
+
+    #[test]
+    fn an_unreadable_global_parallelism_is_named() {
+        let err = Config::from_lookup(lookup(&[(GLOBAL_PARALLELISM, "many")])).unwrap_err();
+        assert_eq!(err.invalid, [GLOBAL_PARALLELISM]);
+        assert!(
+            err.to_string()
+                .ends_with("; invalid environment variable(s): QPOST_GLOBAL_PARALLELISM"),
+            "{err}"
+        );
     }
 }

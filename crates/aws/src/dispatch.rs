@@ -1,7 +1,9 @@
 //! Wake-ups on SQS: a wake-up is a queue message naming a message id, delayed until the
-//! message is due. SQS delays at most 15 minutes; a longer wait is sent with the maximum
-//! delay and the consumer, finding the message not yet due, re-delays it (until the
-//! EventBridge Scheduler path for long waits lands).
+//! message is due. SQS delays at most 15 minutes; a longer wait becomes a one-time
+//! EventBridge Scheduler `at()` schedule that sends the same body to the queue when the
+//! message is due (without a scheduler, the maximum delay, and the consumer re-delays).
+//! The delivery queue also carries schedule firings, `{"schedule": "<id>"}`
+//! ([`QueueBody`] reads either).
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use qpost_core::ports::{Dispatcher, Wakeup};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AwsError;
+use crate::scheduler::EventBridgeScheduler;
 
 /// The longest `DelaySeconds` SQS accepts.
 pub const MAX_DELAY_SECONDS: i32 = 900;
@@ -37,6 +40,54 @@ impl WakeupBody {
     }
 }
 
+/// The body of a schedule firing, which EventBridge Scheduler sends to the delivery queue
+/// on every cron minute: only the schedule id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleBody {
+    pub schedule: String,
+}
+
+impl ScheduleBody {
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"schedule\":{}}}",
+            serde_json::Value::String(self.schedule.clone())
+        )
+    }
+}
+
+/// What a delivery-queue record asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueBody {
+    /// Attempt delivery of this message.
+    Wakeup(MessageId),
+    /// Fire this schedule.
+    Schedule(String),
+}
+
+/// A record body that is neither a wake-up nor a schedule firing.
+#[derive(Debug, thiserror::Error)]
+#[error("the record body is neither {{\"id\": ...}} nor {{\"schedule\": ...}}: {0}")]
+pub struct BodyError(String);
+
+impl QueueBody {
+    /// Reads a record body: exactly one of `id` and `schedule`, a non-empty string.
+    pub fn parse(body: &str) -> Result<Self, BodyError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Either {
+            id: Option<String>,
+            schedule: Option<String>,
+        }
+        let either: Either = serde_json::from_str(body).map_err(|e| BodyError(e.to_string()))?;
+        match (either.id, either.schedule) {
+            (Some(id), None) if !id.is_empty() => Ok(Self::Wakeup(MessageId::from_string(id))),
+            (None, Some(s)) if !s.is_empty() => Ok(Self::Schedule(s)),
+            _ => Err(BodyError("expected exactly one non-empty id".into())),
+        }
+    }
+}
+
 /// Seconds to delay a wake-up due at `due_ms` sent at `now_ms`: rounded up so it never
 /// arrives early by rounding, clamped to what SQS accepts.
 pub fn delay_seconds(due_ms: i64, now_ms: i64) -> i32 {
@@ -45,11 +96,13 @@ pub fn delay_seconds(due_ms: i64, now_ms: i64) -> i32 {
     secs.min(MAX_DELAY_SECONDS as u64) as i32
 }
 
-/// Sends wake-ups to the delivery queue (a standard queue).
+/// Sends wake-ups to the delivery queue (a standard queue); waits longer than SQS can
+/// delay go through EventBridge Scheduler when one is attached.
 pub struct SqsDispatcher {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     clock: Arc<dyn Clock>,
+    scheduler: Option<Arc<EventBridgeScheduler>>,
 }
 
 impl SqsDispatcher {
@@ -62,19 +115,32 @@ impl SqsDispatcher {
             client,
             queue_url: queue_url.into(),
             clock,
+            scheduler: None,
         }
+    }
+
+    /// Sends wake-ups due more than [`MAX_DELAY_SECONDS`] from now as one-time schedules.
+    pub fn with_scheduler(mut self, scheduler: Arc<EventBridgeScheduler>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
     }
 }
 
 #[async_trait]
 impl Dispatcher for SqsDispatcher {
     async fn dispatch(&self, wakeup: Wakeup) -> qpost_core::Result<()> {
+        let now = self.clock.now_ms();
+        if let Some(scheduler) = &self.scheduler
+            && wakeup.due_ms.saturating_sub(now) > i64::from(MAX_DELAY_SECONDS) * 1000
+        {
+            return Ok(scheduler.wake_at(&wakeup.id, wakeup.due_ms).await?);
+        }
         let body = WakeupBody { id: wakeup.id };
         self.client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body.to_json())
-            .delay_seconds(delay_seconds(wakeup.due_ms, self.clock.now_ms()))
+            .delay_seconds(delay_seconds(wakeup.due_ms, now))
             .send()
             .await
             .map_err(|e| AwsError::sdk("SendMessage", e))?;
@@ -105,5 +171,33 @@ mod tests {
         assert_eq!(json, r#"{"id":"msg_\"x"}"#);
         assert_eq!(WakeupBody::parse(&json).unwrap(), body);
         assert!(WakeupBody::parse("{}").is_err());
+    }
+
+    #[test]
+    fn a_queue_body_is_a_wakeup_or_a_schedule_firing_and_nothing_else() {
+        let id = MessageId::from_string("msg_1".into());
+        assert_eq!(
+            QueueBody::parse(&WakeupBody { id: id.clone() }.to_json()).unwrap(),
+            QueueBody::Wakeup(id)
+        );
+        let firing = ScheduleBody {
+            schedule: "scd_\"1".into(),
+        };
+        assert_eq!(firing.to_json(), r#"{"schedule":"scd_\"1"}"#);
+        assert_eq!(
+            QueueBody::parse(&firing.to_json()).unwrap(),
+            QueueBody::Schedule("scd_\"1".into())
+        );
+        for bad in [
+            "",
+            "not json",
+            "{}",
+            r#"{"id":""}"#,
+            r#"{"id":"a","schedule":"b"}"#,
+            r#"{"id":7}"#,
+            r#"{"message":"x"}"#,
+        ] {
+            assert!(QueueBody::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

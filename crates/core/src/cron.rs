@@ -17,6 +17,9 @@ use croner::parser::{CronParser, Seconds, Year};
 
 use crate::duration::parse_duration;
 
+mod shape;
+pub use shape::{CalendarFields, CronShape};
+
 /// One minute, the resolution of schedules.
 const MINUTE_MS: i64 = 60_000;
 

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod logs;
 pub mod message;
 pub mod messages;
+pub mod poison;
 pub mod ports;
 pub mod publish;
 pub mod queue;

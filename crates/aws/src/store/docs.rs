@@ -22,7 +22,7 @@ const TOPIC: &str = "topic";
 const QUEUE: &str = "queue";
 
 impl DynamoStore {
-    async fn put_doc<T: Serialize + Sync>(
+    pub(crate) async fn put_doc<T: Serialize + Sync>(
         &self,
         kind: &str,
         id: &str,
@@ -39,7 +39,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn get_doc<T: DeserializeOwned>(
+    pub(crate) async fn get_doc<T: DeserializeOwned>(
         &self,
         kind: &str,
         id: &str,
@@ -49,7 +49,10 @@ impl DynamoStore {
         doc.transpose()
     }
 
-    async fn list_docs<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>, AwsError> {
+    pub(crate) async fn list_docs<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<T>, AwsError> {
         let condition = "#pk = :p";
         let pages = self
             .client

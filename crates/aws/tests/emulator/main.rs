@@ -1,7 +1,14 @@
 //! qpost-aws against the moto AWS emulator: the store contract every backend keeps, the
-//! AWS-specific store rules, and the SQS dispatcher. `scripts/test` starts moto and
+//! AWS-specific store rules, the SQS dispatcher, EventBridge Scheduler, and the Lambda
+//! handlers invoked with constructed events. `scripts/test` starts moto and
 //! exports `AWS_ENDPOINT_URL`; without it these tests fail, they never skip.
 
+mod deliver;
 mod dispatch;
+mod e2e;
+mod events;
+mod lambda_support;
+mod poison;
+mod scheduler;
 mod store;
 mod support;

@@ -93,14 +93,21 @@ pub async fn backend_with_clock(clock: Arc<dyn Clock>) -> Backend {
 }
 
 /// The emulator's whole state (moto's inspection API), for what AWS APIs do not show.
+/// moto serializes its live state while other tests' requests change it, and answers 500
+/// when an object changed under it: such answers are retried.
 pub async fn emulator_state() -> serde_json::Value {
     let url = format!("{}/moto-api/data.json", endpoint().trim_end_matches('/'));
-    let text = reqwest::get(&url)
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("moto's /moto-api/data.json answers")
-        .text()
-        .await
-        .expect("moto's state is readable");
+    let mut attempts = 0;
+    let response = loop {
+        let response = reqwest::get(&url).await.and_then(|r| r.error_for_status());
+        attempts += 1;
+        match response {
+            Err(e) if attempts < 5 && e.is_status() => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => break other.expect("moto's /moto-api/data.json answers"),
+        }
+    };
+    let text = response.text().await.expect("moto's state is readable");
     serde_json::from_str(&text).expect("moto's state is JSON")
 }

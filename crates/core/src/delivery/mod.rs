@@ -113,16 +113,7 @@ fn decide(
         }
         Verdict::Failed => {
             let entry = dead_letter(services, m, response, now);
-            if let (true, Some(spec)) = (is_source, &m.failure_callback) {
-                let body = callback::payload(m, response, Some(&entry.dlq_id));
-                spawned.push(callback::callback_message(
-                    m,
-                    spec,
-                    body,
-                    Origin::FailureCallback,
-                    now,
-                ));
-            }
+            spawned.extend(failure_callback(m, response, &entry.dlq_id, now));
             let outcome = Outcome::Failed {
                 dlq_id: entry.dlq_id.clone(),
             };
@@ -146,7 +137,35 @@ fn decide(
     )
 }
 
-fn dead_letter(services: &Services, m: &Message, response: &Response, now: i64) -> DlqEntry {
+/// The failure callback of `m` for its final `response`, when `m` asks for one (callbacks
+/// themselves never have one).
+pub(crate) fn failure_callback(
+    m: &Message,
+    response: &Response,
+    dlq_id: &str,
+    now: i64,
+) -> Option<Message> {
+    let spec = m.failure_callback.as_ref()?;
+    if m.origin != Origin::Publish {
+        return None;
+    }
+    let body = callback::payload(m, response, Some(dlq_id));
+    Some(callback::callback_message(
+        m,
+        spec,
+        body,
+        Origin::FailureCallback,
+        now,
+    ))
+}
+
+/// The DLQ entry of `m` failed at `now` with `response`, kept for the configured retention.
+pub(crate) fn dead_letter(
+    services: &Services,
+    m: &Message,
+    response: &Response,
+    now: i64,
+) -> DlqEntry {
     DlqEntry {
         dlq_id: dlq_id(now),
         message: m.clone(),

@@ -1,0 +1,210 @@
+//! qpost-aws-local: AWS mode on one machine, against an AWS emulator (moto), for the SDK
+//! conformance suites. It serves `qpost_http::router` with `axum::serve` on the AWS
+//! backend's services (DynamoDB, SQS, EventBridge Scheduler through `AWS_ENDPOINT_URL`),
+//! and runs in-process what AWS would run around the functions: the SQS event source
+//! mappings invoking the deliver and failure-callback handlers, and EventBridge
+//! Scheduler's firings (moto never fires). The emulation is the end-to-end harness's
+//! (`tests/emulator/e2e/{mapping,firing}.rs`), included by path.
+//!
+//! Configuration is the functions' (`Config::from_env`, the token from `QPOST_TOKEN` or
+//! `QPOST_TOKEN_PARAMETER`), as `infra/local/bootstrap.py` prints it; signing keys are the
+//! stored ones, or the public QStash dev-server keys on a fresh table, as in local mode.
+//! Destinations on loopback are allowed. On start it prints the same `QSTASH_*` block as
+//! the `qpost` binary; SIGINT or SIGTERM stops it gracefully.
+//!
+//! ```sh
+//! eval "$(AWS_ENDPOINT_URL=http://127.0.0.1:5555 .venv/bin/python infra/local/bootstrap.py --prefix dev)"
+//! AWS_ENDPOINT_URL=http://127.0.0.1:5555 cargo run -p qpost-aws --example qpost-aws-local -- --port 8080
+//! ```
+#![forbid(unsafe_code)]
+
+#[path = "../../tests/emulator/e2e/firing.rs"]
+mod firing;
+#[path = "../../tests/emulator/e2e/mapping.rs"]
+mod mapping;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use qpost_aws::backend::sdk_loader;
+use qpost_aws::lambda::Error;
+use qpost_aws::lambda::api::TokenSource;
+use qpost_aws::lambda::deliver::Deliver;
+use qpost_aws::lambda::failure::FailureCallback;
+use qpost_aws::{Backend, Config};
+use qpost_core::clock::{Clock, SystemClock};
+use qpost_core::config::Limits;
+use qpost_core::signing::{SigningKey, SigningKeys};
+use qpost_http::HttpConfig;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use firing::Scheduler;
+use mapping::EventSource;
+
+/// The public QStash dev-server signing keys (`qstash-api.md` §13), what a fresh table
+/// gets, as in local mode.
+const DEV_CURRENT_SIGNING_KEY: &str = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
+const DEV_NEXT_SIGNING_KEY: &str = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
+/// Concurrent pollers on the delivery queue (AWS scales its pollers with the backlog).
+const DELIVERY_POLLERS: usize = 4;
+
+/// Where to listen: `--bind <ip>` (default 127.0.0.1) and `--port <n>` (default 8080; 0
+/// picks a free port).
+struct Args {
+    bind: IpAddr,
+    port: u16,
+}
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut parsed = Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+        };
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--bind" => parsed.bind = value.parse().map_err(|e| format!("--bind: {e}"))?,
+                "--port" => parsed.port = value.parse().map_err(|e| format!("--port: {e}"))?,
+                _ => return Err(format!("unknown argument {flag} (use --bind, --port)")),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// Logs to stderr (stdout carries the `QSTASH_*` block), level from `RUST_LOG` (default
+/// `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let args = Args::parse(std::env::args().skip(1))?;
+    let config = Config::from_env()?;
+    let sdk = sdk_loader(&config.region).load().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let backend = Backend::new(config, &sdk, Arc::clone(&clock), Limits::default());
+    let keys = backend.store.init_keys(None, dev_keys()?).await?;
+    let tokens = TokenSource::from_env()?.tokens(&sdk).await?;
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await?;
+    let (stop, stopped) = watch::channel(false);
+    let workers = emulate_aws(&backend, &sdk, clock, stopped);
+    let config = HttpConfig {
+        tokens: tokens.clone(),
+    };
+    let app = qpost_http::router(Arc::new(backend.services()), config);
+    // Handlers are installed before the block is printed: whoever reads it may signal.
+    let shutdown = shutdown_signal()?;
+    let addr = listener.local_addr()?;
+    println!(
+        "qpost (AWS mode, emulated) is running at http://{addr}\nQSTASH_URL=http://{addr}\nQSTASH_TOKEN={}\nQSTASH_CURRENT_SIGNING_KEY={}\nQSTASH_NEXT_SIGNING_KEY={}",
+        tokens[0],
+        keys.current.expose(),
+        keys.next.expose()
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    let _ = stop.send(true);
+    workers.finish().await;
+    Ok(())
+}
+
+fn dev_keys() -> Result<SigningKeys, Error> {
+    Ok(SigningKeys {
+        current: SigningKey::parse(DEV_CURRENT_SIGNING_KEY)?,
+        next: SigningKey::parse(DEV_NEXT_SIGNING_KEY)?,
+    })
+}
+
+/// The running emulation of what AWS runs around the functions.
+struct Emulation {
+    delivery: EventSource,
+    dead_letters: EventSource,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Emulation {
+    /// Waits for the workers (told to stop) and logs what the event sources handled.
+    async fn finish(self) {
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        let (d, f) = (self.delivery.totals(), self.dead_letters.totals());
+        tracing::info!(
+            delivery_records = d.records,
+            delivery_failed = d.failed,
+            dead_letter_records = f.records,
+            dead_letter_failed = f.failed,
+            "stopped"
+        );
+    }
+}
+
+/// The event source mappings (delivery queue → deliver, dead-letter queue → failure
+/// callback) and the schedule group's firings, until `stop` says so.
+fn emulate_aws(
+    backend: &Backend,
+    sdk: &aws_config::SdkConfig,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) -> Emulation {
+    let c = &backend.config;
+    let delivery = EventSource::new(
+        backend.sqs.clone(),
+        &c.delivery_queue_url,
+        &c.delivery_queue_arn,
+        Arc::new(Deliver::new(backend)),
+    );
+    let dead_letters = EventSource::new(
+        backend.sqs.clone(),
+        &c.dead_letter_queue_url,
+        &c.dead_letter_queue_arn,
+        Arc::new(FailureCallback::new(backend)),
+    );
+    let scheduler = Scheduler::new(
+        aws_sdk_scheduler::Client::new(sdk),
+        backend.sqs.clone(),
+        &c.schedule_group,
+    );
+    let mut workers: Vec<JoinHandle<()>> = (0..DELIVERY_POLLERS)
+        .map(|_| tokio::spawn(delivery.clone().run(stop.clone())))
+        .collect();
+    workers.push(tokio::spawn(dead_letters.clone().run(stop.clone())));
+    workers.push(tokio::spawn(scheduler.run(clock, stop)));
+    Emulation {
+        delivery,
+        dead_letters,
+        workers,
+    }
+}
+
+/// A future resolving on SIGINT (Ctrl-C) or SIGTERM, with both handlers installed now.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
