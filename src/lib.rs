@@ -20,18 +20,13 @@ use qpost_core::clock::{Clock, SystemClock};
 use qpost_core::config::Limits;
 use qpost_core::ports::MessageStore;
 use qpost_core::services::delivery_client;
-use qpost_core::signing::{SigningKey, SigningKeys};
+use qpost_core::signing::SigningKeys;
 use qpost_embedded::{Gate, SqliteStore, Ticker, Timer, Worker};
 use qpost_http::HttpConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// The public QStash dev-server credentials (user 1), so SDK code written for the dev
-/// server works unchanged.
-pub const DEV_TOKEN: &str =
-    "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
-pub const DEV_CURRENT_SIGNING_KEY: &str = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
-pub const DEV_NEXT_SIGNING_KEY: &str = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
+pub use qpost_core::signing::{DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN};
 
 /// How often expired DLQ entries and deduplication keys are dropped.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -85,10 +80,7 @@ impl Settings {
 
 /// The default signing keys of a fresh data directory.
 pub fn dev_keys() -> SigningKeys {
-    SigningKeys {
-        current: SigningKey::parse(DEV_CURRENT_SIGNING_KEY).expect("valid key"),
-        next: SigningKey::parse(DEV_NEXT_SIGNING_KEY).expect("valid key"),
-    }
+    SigningKeys::dev()
 }
 
 /// A built, bound, not yet running local server.

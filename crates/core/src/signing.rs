@@ -43,6 +43,14 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// The public QStash dev-server credentials (user 1, `qstash-api.md` §13): SDK code
+/// written for that server (including the TypeScript SDK's `QSTASH_DEV` health check)
+/// works unchanged against a fresh qpost that uses them.
+pub const DEV_TOKEN: &str =
+    "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
+pub const DEV_CURRENT_SIGNING_KEY: &str = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
+pub const DEV_NEXT_SIGNING_KEY: &str = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
+
 /// The current key (used to sign) and the next one (receivers accept both).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeys {
@@ -51,6 +59,14 @@ pub struct SigningKeys {
 }
 
 impl SigningKeys {
+    /// The dev-server signing keys, [`DEV_CURRENT_SIGNING_KEY`] and [`DEV_NEXT_SIGNING_KEY`].
+    pub fn dev() -> Self {
+        Self {
+            current: SigningKey(DEV_CURRENT_SIGNING_KEY.into()),
+            next: SigningKey(DEV_NEXT_SIGNING_KEY.into()),
+        }
+    }
+
     /// Rotation as the hosted service does it: next becomes current, a fresh key becomes next.
     pub fn rotated(&self) -> Self {
         Self {
@@ -150,6 +166,16 @@ mod tests {
             &validation,
         );
         assert!(res.is_err());
+    }
+
+    #[test]
+    fn the_dev_keys_are_valid_keys() {
+        let dev = SigningKeys::dev();
+        assert_eq!(
+            dev.current,
+            SigningKey::parse(DEV_CURRENT_SIGNING_KEY).unwrap()
+        );
+        assert_eq!(dev.next, SigningKey::parse(DEV_NEXT_SIGNING_KEY).unwrap());
     }
 
     #[test]

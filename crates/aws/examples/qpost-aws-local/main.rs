@@ -34,7 +34,7 @@ use qpost_aws::lambda::failure::FailureCallback;
 use qpost_aws::{Backend, Config};
 use qpost_core::clock::{Clock, SystemClock};
 use qpost_core::config::Limits;
-use qpost_core::signing::{SigningKey, SigningKeys};
+use qpost_core::signing::SigningKeys;
 use qpost_http::HttpConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,10 +42,6 @@ use tokio::task::JoinHandle;
 use firing::Scheduler;
 use mapping::EventSource;
 
-/// The public QStash dev-server signing keys (`qstash-api.md` §13), what a fresh table
-/// gets, as in local mode.
-const DEV_CURRENT_SIGNING_KEY: &str = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
-const DEV_NEXT_SIGNING_KEY: &str = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
 /// Concurrent pollers on the delivery queue (AWS scales its pollers with the backlog).
 const DELIVERY_POLLERS: usize = 4;
 
@@ -93,7 +89,7 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk_loader(&config.region).load().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backend = Backend::new(config, &sdk, Arc::clone(&clock), Limits::default());
-    let keys = backend.store.init_keys(None, dev_keys()?).await?;
+    let keys = backend.store.init_keys(None, SigningKeys::dev()).await?;
     let tokens = TokenSource::from_env()?.tokens(&sdk).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await?;
     let (stop, stopped) = watch::channel(false);
@@ -120,13 +116,6 @@ async fn main() -> Result<(), Error> {
     let _ = stop.send(true);
     workers.finish().await;
     Ok(())
-}
-
-fn dev_keys() -> Result<SigningKeys, Error> {
-    Ok(SigningKeys {
-        current: SigningKey::parse(DEV_CURRENT_SIGNING_KEY)?,
-        next: SigningKey::parse(DEV_NEXT_SIGNING_KEY)?,
-    })
 }
 
 /// The running emulation of what AWS runs around the functions.
