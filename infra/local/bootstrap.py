@@ -5,7 +5,11 @@ Creates, named after --prefix, what template.yaml creates on AWS (infra/README.m
   * the DynamoDB table (single-table design) with its two indexes and TTL on `ttl`,
   * the delivery queue, the dead-letter queue and the parked queue, chained by redrive
     policies (delivery -> dead-letter after MAX_RECEIVE_COUNT receives, dead-letter -> parked),
+  * the same chain of FIFO queues for the wake-ups of messages in qpost queues (ordered ->
+    ordered dead-letter after ORDERED_MAX_RECEIVE_COUNT receives -> ordered parked),
   * the EventBridge Scheduler schedule group and the role schedules send to the queue with,
+  * the secondary schedule group (one-time wake-ups, weekday halves of two-expression crons),
+  * the S3 bucket of bodies too large for a DynamoDB item (the claim check),
   * the SSM SecureString parameter holding the API token (the QStash dev-server token, or
     --token),
 then prints the environment qpost-aws reads (crates/aws/src/config.rs): one KEY=value per
@@ -29,6 +33,9 @@ MAX_RECEIVE_COUNT = 100
 # Receives of one dead-letter record before it is parked for an operator: above
 # MAX_RECEIVE_COUNT in case SQS carries a redriven record's count (template.yaml).
 DEAD_LETTER_MAX_RECEIVE_COUNT = 110
+# Receives of one ordered-queue (FIFO) record before its redrive: the head of a paused qpost
+# queue is received again every few minutes while it waits, so this is higher (template.yaml).
+ORDERED_MAX_RECEIVE_COUNT = 300
 # SQS keeps a message at most 14 days.
 RETENTION_SECONDS = 14 * 24 * 3600
 # The public QStash dev-server token: what SDK code written for the dev server sends.
@@ -83,9 +90,12 @@ def create_table(dynamodb, name):
     )
 
 
-def create_queue(sqs, name, visibility=None, redrive_to=None, max_receives=None):
-    """Creates a queue and returns (url, arn)."""
+def create_queue(sqs, name, visibility=None, redrive_to=None, max_receives=None, fifo=False):
+    """Creates a queue and returns (url, arn); a FIFO queue's name gets the `.fifo` suffix."""
     attributes = {"MessageRetentionPeriod": str(RETENTION_SECONDS)}
+    if fifo:
+        name = f"{name}.fifo"
+        attributes["FifoQueue"] = "true"
     if visibility is not None:
         attributes["VisibilityTimeout"] = str(visibility)
     if redrive_to is not None:
@@ -98,22 +108,24 @@ def create_queue(sqs, name, visibility=None, redrive_to=None, max_receives=None)
     return url, arn
 
 
-def create_queues(sqs, prefix):
-    """The three queues, parked <- dead-letter <- delivery; returns {name: (url, arn)}."""
-    _, parked_arn = create_queue(sqs, f"{prefix}-parked")
+def create_chain(sqs, prefix, fifo=False):
+    """Three queues, parked <- dead-letter <- delivery; returns (delivery, dead-letter), each (url, arn)."""
+    _, parked_arn = create_queue(sqs, f"{prefix}-parked", fifo=fifo)
     dead = create_queue(
         sqs,
         f"{prefix}-dead-letter",
         visibility=DEAD_LETTER_VISIBILITY_SECONDS,
         redrive_to=parked_arn,
-        max_receives=DEAD_LETTER_MAX_RECEIVE_COUNT,
+        max_receives=DEAD_LETTER_MAX_RECEIVE_COUNT if not fifo else ORDERED_MAX_RECEIVE_COUNT + 10,
+        fifo=fifo,
     )
     delivery = create_queue(
         sqs,
         f"{prefix}-delivery",
         visibility=DELIVERY_VISIBILITY_SECONDS,
         redrive_to=dead[1],
-        max_receives=MAX_RECEIVE_COUNT,
+        max_receives=MAX_RECEIVE_COUNT if not fifo else ORDERED_MAX_RECEIVE_COUNT,
+        fifo=fifo,
     )
     return delivery, dead
 
@@ -144,6 +156,27 @@ def create_scheduler(session, prefix, queue_arns):
     return group, role["Role"]["Arn"]
 
 
+def create_secondary_schedule_group(session, prefix):
+    """The group of one-time wake-ups and weekday halves of crons needing two expressions,
+    apart from the group of qpost schedules so no name can collide; returns its name."""
+    group = f"{prefix}-secondary-schedules"
+    session.client("scheduler").create_schedule_group(Name=group)
+    return group
+
+
+def create_body_bucket(s3, prefix, region):
+    """The bucket of large bodies; returns its name (lower case: S3 refuses upper case).
+
+    template.yaml adds encryption, the public access block and the lifecycle rule; emulators
+    need none of them to run qpost."""
+    name = f"{prefix}-bodies".lower()
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    return name
+
+
 def create_token_parameter(ssm, prefix, token):
     """The SecureString the API functions read the token from; returns its name."""
     name = f"/{prefix}/token"
@@ -155,18 +188,22 @@ def environment(session, prefix, region, token):
     """Creates everything and returns the variables qpost-aws reads, in a stable order."""
     table = f"{prefix}-state"
     create_table(session.client("dynamodb"), table)
-    (delivery_url, delivery_arn), (dead_url, dead_arn) = create_queues(
-        session.client("sqs"), prefix
-    )
+    sqs = session.client("sqs")
+    (delivery_url, delivery_arn), (dead_url, dead_arn) = create_chain(sqs, prefix)
+    (ordered_url, _), (ordered_dead_url, _) = create_chain(sqs, f"{prefix}-ordered", fifo=True)
     group, role_arn = create_scheduler(session, prefix, [delivery_arn, dead_arn])
     return {
         "QPOST_TABLE": table,
         "QPOST_DELIVERY_QUEUE_URL": delivery_url,
+        "QPOST_ORDERED_QUEUE_URL": ordered_url,
+        "QPOST_ORDERED_DEAD_LETTER_QUEUE_URL": ordered_dead_url,
         "QPOST_DEAD_LETTER_QUEUE_URL": dead_url,
         "QPOST_DELIVERY_QUEUE_ARN": delivery_arn,
         "QPOST_DEAD_LETTER_QUEUE_ARN": dead_arn,
         "QPOST_SCHEDULE_GROUP": group,
+        "QPOST_SECONDARY_SCHEDULE_GROUP": create_secondary_schedule_group(session, prefix),
         "QPOST_SCHEDULER_ROLE_ARN": role_arn,
+        "QPOST_BODY_BUCKET": create_body_bucket(session.client("s3"), prefix, region),
         "QPOST_TOKEN_PARAMETER": create_token_parameter(session.client("ssm"), prefix, token),
         "AWS_REGION": region,
     }

@@ -1,145 +1,151 @@
-//! The admission port in AWS mode, for the management API only: it reports what the
-//! store knows and keeps the commands, but enforces nothing. Queue order and parallelism
-//! and flow-control limits are not applied to deliveries in AWS mode yet (the README says
-//! what would apply them); this port never pretends otherwise: in-flight and rate counts
-//! are always 0.
+//! The admission port in AWS mode: flow-control keys, kept in one DynamoDB item per key
+//! (`store::flow`) that the deliver function's leases (`leases`: acquire before an
+//! attempt, release after) and the management API read and write alike. Queue order,
+//! parallelism and pauses are not applied here (see the README).
 //!
-//! A flow-control key is known while a stored message uses it, or once a command was
-//! given for it; its limits are those the newest such message asks for, unless pinned.
-//! Commands are persisted as one document per key.
+//! A flow-control key is known while a stored message uses it, or once an attempt or a
+//! command wrote its item. Its limits are those the latest attempted message asked for
+//! (the newest stored message's while none was attempted yet), unless pinned; its
+//! in-flight count is its unexpired leases; its wait list is its stored messages that
+//! hold no lease.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod leases;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use qpost_core::flow::{
-    DEFAULT_PERIOD_SECS, FlowCommand, FlowControl, FlowControlInfo, GlobalParallelism,
-};
+use qpost_core::clock::{Clock, SystemClock};
+use qpost_core::flow::{FlowCommand, FlowControl, FlowControlInfo, GlobalParallelism};
+use qpost_core::ids::MessageId;
 use qpost_core::ports::{Admission, MessageStore};
 use qpost_core::queue::Queue;
-use serde::{Deserialize, Serialize};
 
+pub use leases::{FULL_BACKOFF_MS, FULL_JITTER_MS, Grant, PAUSE_RECHECK_MS};
+
+use crate::error::AwsError;
 use crate::store::DynamoStore;
+use crate::store::flow::FlowItem;
 
-/// Document kind of flow-control keys in the table.
-const FLOW: &str = "flow";
-
-/// The commands given for one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FlowDoc {
-    key: String,
-    #[serde(default)]
-    paused: bool,
-    #[serde(default)]
-    pinned_parallelism: Option<u32>,
-    #[serde(default)]
-    pinned_rate: Option<u32>,
-    #[serde(default)]
-    pinned_period_secs: Option<u64>,
-}
-
-impl FlowDoc {
-    /// Applies `command`. The rate and parallelism counters it may reset are not kept.
-    fn apply(&mut self, command: FlowCommand) {
-        match command {
-            FlowCommand::Pause => self.paused = true,
-            FlowCommand::Resume => self.paused = false,
-            FlowCommand::Pin {
-                parallelism,
-                rate,
-                period_secs,
-            } => {
-                self.pinned_parallelism = parallelism.or(self.pinned_parallelism);
-                self.pinned_rate = rate.or(self.pinned_rate);
-                self.pinned_period_secs = period_secs.or(self.pinned_period_secs);
-            }
-            FlowCommand::Unpin { parallelism, rate } => {
-                if parallelism {
-                    self.pinned_parallelism = None;
-                }
-                if rate {
-                    self.pinned_rate = None;
-                    self.pinned_period_secs = None;
-                }
-            }
-            FlowCommand::ResetRate | FlowCommand::Reset => {}
-        }
-    }
-}
+/// Reads and conditional writes a command tries before giving up on a contended key.
+const MAX_COMMAND_RACES: u32 = 10;
 
 /// What the stored messages say about one key.
 #[derive(Default)]
 struct Waiting {
-    count: u64,
+    ids: Vec<MessageId>,
     /// The limits of the newest message using the key.
     asked: Option<FlowControl>,
 }
 
-/// Reports flow-control keys from the store and persists commands; see the module docs.
+/// Flow-control keys on DynamoDB: the management port, and the leases the deliver
+/// function takes ([`DynamoAdmission::acquire`], [`DynamoAdmission::release`]).
 pub struct DynamoAdmission {
     store: Arc<DynamoStore>,
     global_parallelism: u32,
+    clock: Arc<dyn Clock>,
 }
 
 impl DynamoAdmission {
-    /// `global_parallelism` is the configured maximum of attempts at once.
+    /// `global_parallelism` is the configured maximum of attempts at once; the
+    /// management API reads time from the system clock.
     pub fn new(store: Arc<DynamoStore>, global_parallelism: u32) -> Self {
         Self {
             store,
             global_parallelism,
+            clock: Arc::new(SystemClock),
         }
     }
 
-    /// Every key with its waiting messages and commands, by name.
-    async fn known(&self) -> qpost_core::Result<BTreeMap<String, FlowControlInfo>> {
+    /// The management API reads time (lease expiry, rate windows) from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Stored messages by flow-control key (`only`: that key alone); one index scan.
+    async fn waiting(&self, only: Option<&str>) -> qpost_core::Result<BTreeMap<String, Waiting>> {
         let mut waiting: BTreeMap<String, Waiting> = BTreeMap::new();
         // Oldest first, so the last message seen under a key is the newest.
         for wakeup in self.store.wakeups().await? {
-            if let Some(fc) = wakeup.flow_control {
-                let entry = waiting.entry(fc.key.clone()).or_default();
-                entry.count += 1;
-                entry.asked = Some(fc);
+            let Some(fc) = wakeup.flow_control else {
+                continue;
+            };
+            if only.is_some_and(|k| k != fc.key) {
+                continue;
             }
+            let entry = waiting.entry(fc.key.clone()).or_default();
+            entry.ids.push(wakeup.id);
+            entry.asked = Some(fc);
         }
-        let docs: Vec<FlowDoc> = self.store.list_docs(FLOW).await?;
-        let mut docs: BTreeMap<String, FlowDoc> =
-            docs.into_iter().map(|d| (d.key.clone(), d)).collect();
-        let keys: BTreeSet<String> = waiting.keys().chain(docs.keys()).cloned().collect();
+        Ok(waiting)
+    }
+
+    /// Every key with its item and stored messages, by name.
+    async fn known(&self) -> qpost_core::Result<BTreeMap<String, FlowControlInfo>> {
+        let now = self.clock.now_ms();
+        let waiting = self.waiting(None).await?;
+        let items: BTreeMap<String, FlowItem> = self
+            .store
+            .list_flows()
+            .await?
+            .into_iter()
+            .map(|i| (i.key.clone(), i))
+            .collect();
+        let keys: BTreeSet<&String> = waiting.keys().chain(items.keys()).collect();
         Ok(keys
             .into_iter()
             .map(|key| {
-                let doc = docs.remove(&key);
-                let info = info(&key, waiting.get(&key), doc.as_ref());
-                (key, info)
+                let info = info(key, waiting.get(key), items.get(key), now);
+                (key.clone(), info)
             })
             .collect())
     }
+
+    /// The item of `key`, or a fresh one seeded from its stored messages; `None` when
+    /// the key is unknown.
+    async fn item_or_seed(&self, key: &str) -> qpost_core::Result<Option<FlowItem>> {
+        if let Some(item) = self.store.get_flow(key).await? {
+            return Ok(Some(item));
+        }
+        let waiting = self.waiting(Some(key)).await?;
+        Ok(waiting.get(key).map(|w| seeded(key, Some(w))))
+    }
 }
 
-/// The management view of a key: limits pinned or asked, no counts (none are kept).
-fn info(key: &str, waiting: Option<&Waiting>, doc: Option<&FlowDoc>) -> FlowControlInfo {
-    let asked = waiting.and_then(|w| w.asked.as_ref());
-    let pinned = |f: fn(&FlowDoc) -> Option<u32>| doc.and_then(f);
-    let parallelism = pinned(|d| d.pinned_parallelism).or(asked.and_then(|a| a.parallelism));
-    let rate = pinned(|d| d.pinned_rate).or(asked.and_then(|a| a.rate));
-    let period = doc
-        .and_then(|d| d.pinned_period_secs)
-        .or(asked.map(FlowControl::period))
-        .unwrap_or(DEFAULT_PERIOD_SECS);
-    FlowControlInfo {
-        flow_control_key: key.to_string(),
-        wait_list_size: waiting.map_or(0, |w| w.count),
-        parallelism_max: parallelism.unwrap_or(0),
-        parallelism_count: 0,
-        rate_max: rate.unwrap_or(0),
-        rate_count: 0,
-        rate_period: period,
-        rate_period_start: 0,
-        is_paused: doc.is_some_and(|d| d.paused),
-        is_pinned_parallelism: doc.is_some_and(|d| d.pinned_parallelism.is_some()),
-        is_pinned_rate: doc.is_some_and(|d| d.pinned_rate.is_some()),
+/// A key without an item: the newest stored message's limits, nothing counted.
+fn seeded(key: &str, waiting: Option<&Waiting>) -> FlowItem {
+    let mut item = FlowItem::new(key);
+    if let Some(fc) = waiting.and_then(|w| w.asked.as_ref()) {
+        item.limits.ask(fc);
     }
+    item
+}
+
+/// The management view of a key at `now`.
+fn info(
+    key: &str,
+    waiting: Option<&Waiting>,
+    item: Option<&FlowItem>,
+    now: i64,
+) -> FlowControlInfo {
+    let seed;
+    let item = match item {
+        Some(item) => item,
+        None => {
+            seed = seeded(key, waiting);
+            &seed
+        }
+    };
+    let holders: HashSet<&str> = item.live_leases(now).map(|(h, _)| h.as_str()).collect();
+    let waiting = waiting.map_or(0, |w| {
+        w.ids
+            .iter()
+            .filter(|id| !holders.contains(id.as_str()))
+            .count()
+    });
+    let in_flight = u32::try_from(holders.len()).unwrap_or(u32::MAX);
+    item.limits.info(key, now, in_flight, waiting as u64)
 }
 
 #[async_trait]
@@ -159,28 +165,46 @@ impl Admission for DynamoAdmission {
     }
 
     async fn flow_key(&self, key: &str) -> qpost_core::Result<Option<FlowControlInfo>> {
-        Ok(self.known().await?.remove(key))
+        let now = self.clock.now_ms();
+        let item = self.store.get_flow(key).await?;
+        let waiting = self.waiting(Some(key)).await?;
+        if item.is_none() && waiting.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(info(key, waiting.get(key), item.as_ref(), now)))
     }
 
+    /// Applies `command` to the key's item with a write conditional on the version read
+    /// (read again after a lost race); false when the key is unknown.
     async fn flow_command(&self, key: &str, command: FlowCommand) -> qpost_core::Result<bool> {
-        let stored: Option<FlowDoc> = self.store.get_doc(FLOW, key).await?;
-        let mut doc = match stored {
-            Some(doc) => doc,
-            None if self.flow_key(key).await?.is_some() => FlowDoc {
-                key: key.to_string(),
-                ..FlowDoc::default()
-            },
-            None => return Ok(false),
-        };
-        doc.apply(command);
-        self.store.put_doc(FLOW, key, &doc).await?;
-        Ok(true)
+        for attempt in 1..=MAX_COMMAND_RACES {
+            let Some(mut item) = self.item_or_seed(key).await? else {
+                return Ok(false);
+            };
+            item.limits.command(command.clone(), self.clock.now_ms());
+            if self.store.put_flow(&item).await? {
+                return Ok(true);
+            }
+            tokio::time::sleep(leases::race_pause(attempt)).await;
+        }
+        Err(AwsError::Conflict(MAX_COMMAND_RACES).into())
     }
 
+    /// The configured maximum, and the leases live across all flow-control keys: the
+    /// attempts in flight under a key. Attempts of messages without a key hold no lease
+    /// and are not counted.
     async fn global_parallelism(&self) -> qpost_core::Result<GlobalParallelism> {
+        let now = self.clock.now_ms();
+        let leases: usize = self
+            .store
+            .list_flows()
+            .await?
+            .iter()
+            .map(|i| i.live_leases(now).count())
+            .sum();
         Ok(GlobalParallelism {
             parallelism_max: self.global_parallelism,
-            parallelism_count: 0,
+            parallelism_count: u32::try_from(leases).unwrap_or(u32::MAX),
         })
     }
 
@@ -198,9 +222,11 @@ impl Admission for DynamoAdmission {
 mod tests {
     use super::*;
 
-    fn asked(parallelism: Option<u32>, rate: Option<u32>) -> Waiting {
+    const T0: i64 = 1_700_000_000_000;
+
+    fn asked(ids: &[&MessageId], parallelism: Option<u32>, rate: Option<u32>) -> Waiting {
         Waiting {
-            count: 2,
+            ids: ids.iter().map(|id| (*id).clone()).collect(),
             asked: Some(FlowControl {
                 key: "k".into(),
                 parallelism,
@@ -211,8 +237,9 @@ mod tests {
     }
 
     #[test]
-    fn a_key_shows_the_newest_limits_unless_pinned_and_never_counts() {
-        let i = info("k", Some(&asked(Some(3), Some(10))), None);
+    fn a_key_without_an_item_shows_the_newest_stored_limits_and_counts_nothing() {
+        let (a, b) = (MessageId::generate(), MessageId::generate());
+        let i = info("k", Some(&asked(&[&a, &b], Some(3), Some(10))), None, T0);
         assert_eq!(
             (
                 i.wait_list_size,
@@ -222,41 +249,39 @@ mod tests {
             ),
             (2, 3, 10, 60)
         );
-        assert_eq!((i.parallelism_count, i.rate_count), (0, 0));
-        let mut doc = FlowDoc {
+        assert_eq!(
+            (i.parallelism_count, i.rate_count, i.rate_period_start),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn live_leases_count_in_flight_and_leave_the_wait_list() {
+        let (a, b) = (MessageId::generate(), MessageId::generate());
+        let waiting = asked(&[&a, &b], Some(3), None);
+        let mut item = seeded("k", Some(&waiting));
+        assert_eq!(item.limits.try_start(T0, 0), Ok(()));
+        item.leases.insert(a.to_string(), T0 + 1_000);
+        item.leases.insert("gone".into(), T0 - 1);
+        let i = info("k", Some(&waiting), Some(&item), T0);
+        assert_eq!((i.parallelism_count, i.wait_list_size), (1, 1));
+        assert_eq!((i.rate_count, i.rate_period_start), (1, T0 / 1000));
+        let later = info("k", Some(&waiting), Some(&item), T0 + 1_000);
+        assert_eq!((later.parallelism_count, later.wait_list_size), (0, 2));
+    }
+
+    #[test]
+    fn the_items_limits_and_commands_win_over_the_stored_messages() {
+        let a = MessageId::generate();
+        let mut item = FlowItem::new("k");
+        item.limits.ask(&FlowControl {
             key: "k".into(),
-            ..Default::default()
-        };
-        doc.apply(FlowCommand::Pin {
             parallelism: Some(1),
             rate: None,
             period_secs: None,
         });
-        doc.apply(FlowCommand::Pause);
-        let i = info("k", Some(&asked(Some(3), Some(10))), Some(&doc));
-        assert_eq!((i.parallelism_max, i.rate_max), (1, 10));
-        assert!(i.is_paused && i.is_pinned_parallelism && !i.is_pinned_rate);
-    }
-
-    #[test]
-    fn unpin_and_resume_undo_their_commands() {
-        let mut doc = FlowDoc::default();
-        doc.apply(FlowCommand::Pin {
-            parallelism: Some(2),
-            rate: Some(5),
-            period_secs: Some(10),
-        });
-        doc.apply(FlowCommand::Pause);
-        doc.apply(FlowCommand::Unpin {
-            parallelism: false,
-            rate: true,
-        });
-        doc.apply(FlowCommand::Resume);
-        doc.apply(FlowCommand::Reset);
-        assert_eq!(doc.pinned_parallelism, Some(2));
-        assert_eq!((doc.pinned_rate, doc.pinned_period_secs), (None, None));
-        assert!(!doc.paused);
-        let i = info("k", None, Some(&doc));
-        assert_eq!((i.wait_list_size, i.rate_period), (0, DEFAULT_PERIOD_SECS));
+        item.limits.command(FlowCommand::Pause, T0);
+        let i = info("k", Some(&asked(&[&a], Some(5), Some(9))), Some(&item), T0);
+        assert_eq!((i.parallelism_max, i.rate_max, i.is_paused), (1, 0, true));
     }
 }

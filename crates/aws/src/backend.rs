@@ -4,12 +4,14 @@
 //! are clamped to what AWS mode can store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use qpost_core::Services;
 use qpost_core::clock::Clock;
 use qpost_core::config::Limits;
+use qpost_core::keys::cached::CachedKeys;
 use qpost_core::ports::{Admission, ScheduleRegistry};
 use qpost_core::signing::{SigningKey, SigningKeys};
 
@@ -19,17 +21,31 @@ use crate::dispatch::SqsDispatcher;
 use crate::error::AwsError;
 use crate::scheduler::EventBridgeScheduler;
 use crate::store::DynamoStore;
+use crate::store::bodies::Bodies;
 
-/// Largest message body AWS mode accepts until bodies can go to S3. Chosen so that a
-/// callback message, which carries the source body and the response body base64-encoded
-/// (4/3 of their sizes), still fits a 400 KB DynamoDB item: 4/3 × (192 + 32) KiB ≈ 299 KiB.
-pub const MAX_BODY_BYTES: usize = 192 * 1024;
-/// Largest destination response body kept for callbacks and the DLQ in AWS mode (see
-/// [`MAX_BODY_BYTES`]).
-pub const MAX_RESPONSE_BODY_BYTES: usize = 32 * 1024;
+/// Largest message body AWS mode accepts: local mode's ceiling for `max_body_bytes` (the
+/// default, 1 MiB, applies as in local mode). Bodies over the claim check's threshold live
+/// in S3, so the DynamoDB item limit no longer bounds them. Requests through API Gateway and
+/// Lambda are bounded further: 6 MB per synchronous invocation, binary bodies counted
+/// base64-encoded.
+pub const MAX_BODY_BYTES: usize = 10 << 20;
+/// Largest destination response body kept for callbacks and the DLQ in AWS mode: local
+/// mode's default. A DLQ entry is read back through a Lambda response (6 MB at most) with
+/// its message body and this response body, base64-encoded when binary: with 1 MiB bodies,
+/// 4/3 × 2 MiB ≈ 2.7 MB leaves room; a larger kept response would put that at risk.
+pub const MAX_RESPONSE_BODY_BYTES: usize = 1 << 20;
+/// How long the queue consumers (deliver, failure callback) sign with signing keys they
+/// read before reading them again. Without a cache each delivery attempt reads them: one
+/// more DynamoDB request per message. A rotation made by an API function reaches the
+/// consumers' deliveries within this time; until then they sign with the previous current
+/// key, which receivers still hold (they verify with current and next) unless they were
+/// updated within a minute of the rotation. A minute keeps that window short while a
+/// container delivering a message every few seconds reads the keys once per dozens of
+/// deliveries.
+pub const SIGNING_KEYS_TTL: Duration = Duration::from_secs(60);
 
-/// `limits` with the body limits lowered to what a DynamoDB item holds; configured values
-/// below them are kept.
+/// `limits` with the body limits capped at what AWS mode serves; configured values below
+/// the caps are kept.
 pub fn aws_limits(mut limits: Limits) -> Limits {
     limits.max_body_bytes = limits.max_body_bytes.min(MAX_BODY_BYTES);
     limits.max_response_body_bytes = limits.max_response_body_bytes.min(MAX_RESPONSE_BODY_BYTES);
@@ -63,6 +79,8 @@ pub struct Backend {
     /// The limits to serve with, already passed through [`aws_limits`].
     pub limits: Limits,
     pub clock: Arc<dyn Clock>,
+    /// The store's signing keys cached for [`SIGNING_KEYS_TTL`]; see [`Backend::consumer_services`].
+    pub cached_keys: Arc<CachedKeys>,
 }
 
 impl Backend {
@@ -79,8 +97,12 @@ impl Backend {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let store = Arc::new(
-            DynamoStore::new(dynamodb.clone(), &config.table)
-                .with_event_retention(limits.event_retention),
+            DynamoStore::new(
+                dynamodb.clone(),
+                &config.table,
+                Bodies::new(Bodies::client(sdk), &config.body_bucket),
+            )
+            .with_event_retention(limits.event_retention),
         );
         let scheduler = Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(sdk),
@@ -88,8 +110,12 @@ impl Backend {
         ));
         let dispatcher =
             SqsDispatcher::new(sqs.clone(), &config.delivery_queue_url, Arc::clone(&clock))
-                .with_scheduler(Arc::clone(&scheduler));
-        let admission = DynamoAdmission::new(Arc::clone(&store), config.global_parallelism);
+                .with_scheduler(Arc::clone(&scheduler))
+                .with_ordered_queue(&config.ordered_queue_url, store.clone());
+        let admission = DynamoAdmission::new(Arc::clone(&store), config.global_parallelism)
+            .with_clock(Arc::clone(&clock));
+        let cached_keys = CachedKeys::new(store.clone(), Arc::clone(&clock), SIGNING_KEYS_TTL);
+        let cached_keys = Arc::new(cached_keys);
         Self {
             config,
             sdk: sdk.clone(),
@@ -100,20 +126,34 @@ impl Backend {
             scheduler,
             admission: Arc::new(admission),
             limits,
+            cached_keys,
             clock,
         }
     }
 
     /// Makes sure signing keys exist: stored keys win, and fresh ones are written once, by
     /// whichever function starts first (the write is conditional). Functions call it at
-    /// cold start; `POST /v2/keys/rotate` replaces them later.
+    /// cold start; `POST /v2/keys/rotate` replaces them later. The keys read or written
+    /// prime [`Backend::cached_keys`], so a consumer's first delivery reads none.
     pub async fn ensure_signing_keys(&self) -> Result<(), AwsError> {
         let fresh = SigningKeys {
             current: SigningKey::generate(),
             next: SigningKey::generate(),
         };
-        self.store.init_keys(None, fresh).await?;
+        let keys = self.store.init_keys(None, fresh).await?;
+        self.cached_keys.prime(keys).await;
         Ok(())
+    }
+
+    /// [`Backend::services`] for the queue consumers (deliver, failure callback), which
+    /// sign every delivery: the signing keys are read through [`Backend::cached_keys`], at
+    /// most once per [`SIGNING_KEYS_TTL`]. The API functions keep reading the store, so
+    /// `GET /v2/keys` always shows the stored keys.
+    pub fn consumer_services(&self) -> Services {
+        Services {
+            keys: self.cached_keys.clone(),
+            ..self.services()
+        }
     }
 
     /// The use cases' bundle on this backend: EventBridge Scheduler fires schedules, the
@@ -151,10 +191,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn aws_limits_lower_body_limits_and_keep_smaller_ones() {
-        let clamped = aws_limits(Limits::default());
-        assert_eq!(clamped.max_body_bytes, MAX_BODY_BYTES);
-        assert_eq!(clamped.max_response_body_bytes, MAX_RESPONSE_BODY_BYTES);
+    fn aws_mode_takes_local_modes_default_body_limits() {
+        let defaults = Limits::default();
+        let served = aws_limits(defaults.clone());
+        assert_eq!(served.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(
+            served.max_response_body_bytes,
+            defaults.max_response_body_bytes
+        );
         let small = Limits {
             max_body_bytes: 1000,
             ..Limits::default()
@@ -163,9 +207,14 @@ mod tests {
     }
 
     #[test]
-    fn a_callback_of_maximal_bodies_fits_an_item() {
-        let base64 = |n: usize| n.div_ceil(3) * 4;
-        let callback = base64(MAX_BODY_BYTES) + base64(MAX_RESPONSE_BODY_BYTES);
-        assert!(callback + 16 * 1024 < crate::store::item::MAX_ITEM_BYTES);
+    fn aws_limits_cap_configured_bodies_at_what_aws_mode_serves() {
+        let large = Limits {
+            max_body_bytes: 64 << 20,
+            max_response_body_bytes: 64 << 20,
+            ..Limits::default()
+        };
+        let served = aws_limits(large);
+        assert_eq!(served.max_body_bytes, MAX_BODY_BYTES);
+        assert_eq!(served.max_response_body_bytes, MAX_RESPONSE_BODY_BYTES);
     }
 }

@@ -5,16 +5,25 @@
 pub const TABLE: &str = "QPOST_TABLE";
 /// URL of the SQS queue delivery wake-ups go to.
 pub const DELIVERY_QUEUE_URL: &str = "QPOST_DELIVERY_QUEUE_URL";
+/// URL of the SQS FIFO queue carrying the wake-ups of messages in qpost queues, one message
+/// group per queue (or per parallel lane of a queue), so SQS keeps their order.
+pub const ORDERED_QUEUE_URL: &str = "QPOST_ORDERED_QUEUE_URL";
 /// URL of the SQS dead-letter queue (failed messages and poison records).
 pub const DEAD_LETTER_QUEUE_URL: &str = "QPOST_DEAD_LETTER_QUEUE_URL";
 /// ARN of the delivery queue: the target of EventBridge Scheduler schedules.
 pub const DELIVERY_QUEUE_ARN: &str = "QPOST_DELIVERY_QUEUE_ARN";
 /// ARN of the dead-letter queue: where EventBridge Scheduler puts wake-ups it could not send.
 pub const DEAD_LETTER_QUEUE_ARN: &str = "QPOST_DEAD_LETTER_QUEUE_ARN";
-/// EventBridge Scheduler schedule group holding qpost's schedules and one-time wake-ups.
+/// EventBridge Scheduler schedule group holding qpost's schedules, each named by its id.
 pub const SCHEDULE_GROUP: &str = "QPOST_SCHEDULE_GROUP";
+/// EventBridge Scheduler schedule group holding the one-time wake-ups and the weekday half
+/// of a qpost schedule whose cron needs two expressions, each name starting with its kind,
+/// so no name can collide with a qpost schedule's (named by its id in [`SCHEDULE_GROUP`]).
+pub const SECONDARY_SCHEDULE_GROUP: &str = "QPOST_SECONDARY_SCHEDULE_GROUP";
 /// IAM role EventBridge Scheduler assumes to send to the delivery queue.
 pub const SCHEDULER_ROLE_ARN: &str = "QPOST_SCHEDULER_ROLE_ARN";
+/// S3 bucket holding the bodies too large to keep in a DynamoDB item (the claim check).
+pub const BODY_BUCKET: &str = "QPOST_BODY_BUCKET";
 /// The region; Lambda sets it. `AWS_DEFAULT_REGION` is accepted in its place.
 pub const REGION: &str = "AWS_REGION";
 const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
@@ -25,12 +34,15 @@ const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub struct Config {
     pub table: String,
     pub delivery_queue_url: String,
+    pub ordered_queue_url: String,
     pub dead_letter_queue_url: String,
     pub region: String,
     pub delivery_queue_arn: String,
     pub dead_letter_queue_arn: String,
     pub schedule_group: String,
+    pub secondary_schedule_group: String,
     pub scheduler_role_arn: String,
+    pub body_bucket: String,
     /// See [`GLOBAL_PARALLELISM`].
     pub global_parallelism: u32,
 }
@@ -86,12 +98,18 @@ impl Config {
         let mut config = Self {
             table: take(TABLE, value(TABLE)),
             delivery_queue_url: take(DELIVERY_QUEUE_URL, value(DELIVERY_QUEUE_URL)),
+            ordered_queue_url: take(ORDERED_QUEUE_URL, value(ORDERED_QUEUE_URL)),
             dead_letter_queue_url: take(DEAD_LETTER_QUEUE_URL, value(DEAD_LETTER_QUEUE_URL)),
             region: take(REGION, value(REGION).or_else(|| value(DEFAULT_REGION))),
             delivery_queue_arn: take(DELIVERY_QUEUE_ARN, value(DELIVERY_QUEUE_ARN)),
             dead_letter_queue_arn: take(DEAD_LETTER_QUEUE_ARN, value(DEAD_LETTER_QUEUE_ARN)),
             schedule_group: take(SCHEDULE_GROUP, value(SCHEDULE_GROUP)),
+            secondary_schedule_group: take(
+                SECONDARY_SCHEDULE_GROUP,
+                value(SECONDARY_SCHEDULE_GROUP),
+            ),
             scheduler_role_arn: take(SCHEDULER_ROLE_ARN, value(SCHEDULER_ROLE_ARN)),
+            body_bucket: take(BODY_BUCKET, value(BODY_BUCKET)),
             global_parallelism: DEFAULT_GLOBAL_PARALLELISM,
         };
         let mut invalid = Vec::new();
@@ -136,14 +154,17 @@ mod tests {
             err.missing,
             [
                 DELIVERY_QUEUE_URL,
+                ORDERED_QUEUE_URL,
                 DEAD_LETTER_QUEUE_URL,
                 REGION,
-                SCHEDULE_GROUP
+                SCHEDULE_GROUP,
+                SECONDARY_SCHEDULE_GROUP,
+                BODY_BUCKET
             ]
         );
         assert_eq!(
             err.to_string(),
-            "missing environment variable(s): QPOST_DELIVERY_QUEUE_URL, QPOST_DEAD_LETTER_QUEUE_URL, AWS_REGION, QPOST_SCHEDULE_GROUP"
+            "missing environment variable(s): QPOST_DELIVERY_QUEUE_URL, QPOST_ORDERED_QUEUE_URL, QPOST_DEAD_LETTER_QUEUE_URL, AWS_REGION, QPOST_SCHEDULE_GROUP, QPOST_SECONDARY_SCHEDULE_GROUP, QPOST_BODY_BUCKET"
         );
     }
 
@@ -152,17 +173,21 @@ mod tests {
         let config = Config::from_lookup(lookup(&[
             (TABLE, "qpost"),
             (DELIVERY_QUEUE_URL, "https://sqs/d"),
+            (ORDERED_QUEUE_URL, "https://sqs/o.fifo"),
             (DEAD_LETTER_QUEUE_URL, "https://sqs/dlq"),
             (DEFAULT_REGION, "eu-west-1"),
             (DELIVERY_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:d"),
             (DEAD_LETTER_QUEUE_ARN, "arn:aws:sqs:eu-west-1:1:dlq"),
             (SCHEDULE_GROUP, "qpost"),
+            (SECONDARY_SCHEDULE_GROUP, "qpost-secondary"),
             (SCHEDULER_ROLE_ARN, "arn:aws:iam::1:role/s"),
+            (BODY_BUCKET, "qpost-bodies"),
         ]))
         .unwrap();
         assert_eq!(config.table, "qpost");
         assert_eq!(config.region, "eu-west-1", "AWS_DEFAULT_REGION stands in");
         assert_eq!(config.schedule_group, "qpost");
+        assert_eq!(config.secondary_schedule_group, "qpost-secondary");
         assert_eq!(config.global_parallelism, DEFAULT_GLOBAL_PARALLELISM);
     }
 

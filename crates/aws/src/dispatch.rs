@@ -4,14 +4,23 @@
 //! message is due (without a scheduler, the maximum delay, and the consumer re-delays).
 //! The delivery queue also carries schedule firings, `{"schedule": "<id>"}`
 //! ([`QueueBody`] reads either).
+//!
+//! A message in a qpost queue goes, once due, to the ordered queue instead: an SQS FIFO
+//! queue where each qpost queue is one message group (`n` groups for parallelism `n`,
+//! [`group_id`]). SQS hands out a group's records one at a time, in order, and holds the
+//! group while its head is in flight or waiting out a retry's visibility, which is QStash's
+//! queue order. A FIFO queue takes no per-message delay, so a queued message due later
+//! waits on the delivery queue first; the deliver function moves it over when it is due.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use qpost_core::clock::Clock;
 use qpost_core::ids::MessageId;
-use qpost_core::ports::{Dispatcher, Wakeup};
+use qpost_core::ports::{Dispatcher, QueueStore, Wakeup};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::AwsError;
 use crate::scheduler::EventBridgeScheduler;
@@ -96,13 +105,46 @@ pub fn delay_seconds(due_ms: i64, now_ms: i64) -> i32 {
     secs.min(MAX_DELAY_SECONDS as u64) as i32
 }
 
-/// Sends wake-ups to the delivery queue (a standard queue); waits longer than SQS can
+/// The longest `MessageGroupId` SQS accepts.
+const MAX_GROUP_ID: usize = 128;
+
+/// The message group of a wake-up in qpost queue `queue` with `parallelism` lanes: the
+/// queue name for parallelism 1, else `<queue>#<lane>` with `lane = turn % parallelism`
+/// (the dispatcher passes a counter, so consecutive messages take turns). Names too long
+/// for SQS are shortened with a hash, keeping them distinct.
+pub fn group_id(queue: &str, parallelism: u32, turn: u64) -> String {
+    let name = match parallelism {
+        0 | 1 => queue.to_string(),
+        n => format!("{queue}#{}", turn % u64::from(n)),
+    };
+    if name.len() <= MAX_GROUP_ID {
+        return name;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hash: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}~{hash}",
+        &name[..name.floor_char_boundary(MAX_GROUP_ID - 33)]
+    )
+}
+
+/// The ordered queue and what choosing a group needs.
+struct Ordered {
+    url: String,
+    queues: Arc<dyn QueueStore>,
+    /// Turns of [`group_id`]: per process, so each function container takes turns.
+    turns: AtomicU64,
+}
+
+/// Sends wake-ups to the delivery queue (a standard queue), due wake-ups of queued
+/// messages to the ordered queue (FIFO) when one is attached; waits longer than SQS can
 /// delay go through EventBridge Scheduler when one is attached.
 pub struct SqsDispatcher {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     clock: Arc<dyn Clock>,
     scheduler: Option<Arc<EventBridgeScheduler>>,
+    ordered: Option<Ordered>,
 }
 
 impl SqsDispatcher {
@@ -116,7 +158,50 @@ impl SqsDispatcher {
             queue_url: queue_url.into(),
             clock,
             scheduler: None,
+            ordered: None,
         }
+    }
+
+    /// Sends due wake-ups of messages in qpost queues to the FIFO queue at `url`, in the
+    /// group [`group_id`] picks from the queue's parallelism in `queues`.
+    pub fn with_ordered_queue(
+        mut self,
+        url: impl Into<String>,
+        queues: Arc<dyn QueueStore>,
+    ) -> Self {
+        self.ordered = Some(Ordered {
+            url: url.into(),
+            queues,
+            turns: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// Sends the wake-up of a due message of qpost queue `queue` to the ordered queue. The
+    /// message id is the deduplication id: a repeated send within SQS's 5-minute window
+    /// (a retried forward) adds no second record.
+    async fn send_ordered(
+        &self,
+        ordered: &Ordered,
+        id: &MessageId,
+        queue: &str,
+    ) -> qpost_core::Result<()> {
+        let parallelism = ordered
+            .queues
+            .get_queue(queue)
+            .await?
+            .map_or(1, |q| q.parallelism);
+        let turn = ordered.turns.fetch_add(1, Ordering::Relaxed);
+        self.client
+            .send_message()
+            .queue_url(&ordered.url)
+            .message_body(WakeupBody { id: id.clone() }.to_json())
+            .message_group_id(group_id(queue, parallelism, turn))
+            .message_deduplication_id(id.to_string())
+            .send()
+            .await
+            .map_err(|e| AwsError::sdk("SendMessage", e))?;
+        Ok(())
     }
 
     /// Sends wake-ups due more than [`MAX_DELAY_SECONDS`] from now as one-time schedules.
@@ -130,6 +215,11 @@ impl SqsDispatcher {
 impl Dispatcher for SqsDispatcher {
     async fn dispatch(&self, wakeup: Wakeup) -> qpost_core::Result<()> {
         let now = self.clock.now_ms();
+        if let (Some(ordered), Some(queue)) = (&self.ordered, &wakeup.queue_name)
+            && wakeup.due_ms <= now
+        {
+            return self.send_ordered(ordered, &wakeup.id, queue).await;
+        }
         if let Some(scheduler) = &self.scheduler
             && wakeup.due_ms.saturating_sub(now) > i64::from(MAX_DELAY_SECONDS) * 1000
         {
@@ -160,6 +250,18 @@ mod tests {
         assert_eq!(delay_seconds(125_000, 5_000), 120);
         assert_eq!(delay_seconds(5_000 + 3_600_000, 5_000), MAX_DELAY_SECONDS);
         assert_eq!(delay_seconds(i64::MAX, i64::MIN), MAX_DELAY_SECONDS);
+    }
+
+    #[test]
+    fn a_queue_is_one_group_per_parallel_lane_taken_in_turns() {
+        assert_eq!(group_id("jobs", 1, 7), "jobs");
+        assert_eq!(group_id("jobs", 0, 7), "jobs");
+        let lanes: Vec<String> = (0..4).map(|t| group_id("jobs", 3, t)).collect();
+        assert_eq!(lanes, ["jobs#0", "jobs#1", "jobs#2", "jobs#0"]);
+        let long = "q".repeat(200);
+        let (a, b) = (group_id(&long, 2, 0), group_id(&long, 2, 1));
+        assert!(a.len() <= MAX_GROUP_ID && b.len() <= MAX_GROUP_ID);
+        assert_ne!(a, b, "shortened names stay distinct");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum AwsError {
     Json(#[from] serde_json::Error),
     /// An item would exceed DynamoDB's item size limit.
     #[error(
-        "{what} needs {size} bytes of storage, over the {limit}-byte DynamoDB item limit of AWS mode (larger bodies need the S3 claim check, not implemented yet)"
+        "{what} needs {size} bytes of storage, over the {limit}-byte DynamoDB item limit of AWS mode (bodies go to S3; headers, callbacks and other metadata stay in the item)"
     )]
     TooLarge {
         what: String,

@@ -20,7 +20,7 @@ pub mod lambda;
 pub mod scheduler;
 pub mod store;
 
-pub use admission::DynamoAdmission;
+pub use admission::{DynamoAdmission, Grant};
 pub use backend::{Backend, aws_limits};
 pub use config::{Config, ConfigError};
 pub use dispatch::{QueueBody, ScheduleBody, SqsDispatcher, WakeupBody};

@@ -1,6 +1,6 @@
 //! Command-line flags of `qpost-bench`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -28,10 +28,24 @@ pub enum ScenarioName {
     Fanout,
     /// Many schedules on the same minute.
     Cron,
+    /// Both AWS-mode scenarios below (against the moto emulator).
+    Aws,
+    /// AWS mode: billable AWS requests per delivered message.
+    AwsCost,
+    /// AWS mode: each Lambda binary's size and init time.
+    AwsInit,
 }
 
-/// Benchmarks qpost local mode; every figure is also given as a ratio to the direct
-/// loopback HTTP ceiling measured in the same run.
+impl ScenarioName {
+    /// Whether the scenario runs qpost local mode (and so needs the ceiling and `qpost`).
+    pub fn is_local(self) -> bool {
+        !matches!(self, Self::Aws | Self::AwsCost | Self::AwsInit)
+    }
+}
+
+/// Benchmarks qpost local mode, every throughput figure also given as a ratio to the
+/// direct loopback HTTP ceiling measured in the same run; and AWS mode against the moto
+/// emulator: requests per delivered message, and the Lambda binaries' init times.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about, args_override_self = true)]
 pub struct Args {
@@ -71,6 +85,20 @@ pub struct Args {
     /// Where qpost's scratch data directories go (default: the system temp dir).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Messages published in the AWS-mode request count (twice: one at a time, then at once).
+    #[arg(long, default_value_t = 100)]
+    pub aws_count: u64,
+    /// Cold starts of each Lambda binary in the AWS-mode init measurement.
+    #[arg(long, default_value_t = 10)]
+    pub init_runs: usize,
+    /// Where the AWS-mode binaries are: `qpost-<function>` and
+    /// `examples/qpost-aws-local` (default: beside this binary, i.e. target/release).
+    #[arg(long)]
+    pub aws_bin_dir: Option<PathBuf>,
+    /// The repository: its `.venv` (moto, boto3) and `infra/local/bootstrap.py` (default:
+    /// the checkout this binary was built from).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Longest any single phase (a load run, a wait for deliveries) may take, in seconds.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
@@ -92,14 +120,26 @@ impl Args {
             self.count >= 1 && self.pending >= 1,
             "--count and --pending must be positive"
         );
+        anyhow::ensure!(
+            self.aws_count >= 1 && self.init_runs >= 1,
+            "--aws-count and --init-runs must be positive"
+        );
         Ok(())
     }
 
-    /// Whether `name` was asked for (directly or through `all`).
+    /// Whether `name` was asked for (directly, or through `all` or `aws`).
     pub fn wants(&self, name: ScenarioName) -> bool {
+        let aws = matches!(name, ScenarioName::AwsCost | ScenarioName::AwsInit);
         self.scenario
             .iter()
-            .any(|s| *s == name || *s == ScenarioName::All)
+            .any(|s| *s == name || *s == ScenarioName::All || (aws && *s == ScenarioName::Aws))
+    }
+
+    /// Whether any local-mode scenario was asked for.
+    pub fn wants_local(&self) -> bool {
+        self.scenario
+            .iter()
+            .any(|s| *s == ScenarioName::All || s.is_local())
     }
 
     pub fn time_limit(&self) -> Duration {
@@ -114,6 +154,24 @@ impl Args {
         let me = std::env::current_exe()?;
         Ok(me.with_file_name("qpost"))
     }
+
+    /// The directory of the AWS-mode binaries.
+    pub fn aws_bin_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.aws_bin_dir {
+            return Ok(dir.clone());
+        }
+        let me = std::env::current_exe()?;
+        Ok(me.parent().map(PathBuf::from).unwrap_or_default())
+    }
+
+    /// The repository root.
+    pub fn root(&self) -> PathBuf {
+        let root = self
+            .root
+            .clone()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+        std::fs::canonicalize(&root).unwrap_or(root)
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +184,16 @@ mod tests {
         assert!(all.wants(ScenarioName::Cron));
         let some = Args::parse_from(["qpost-bench", "--scenario", "publish,retry"]);
         assert!(some.wants(ScenarioName::Retry) && !some.wants(ScenarioName::E2e));
+    }
+
+    #[test]
+    fn aws_selects_both_aws_scenarios_and_no_local_one() {
+        let aws = Args::parse_from(["qpost-bench", "--scenario", "aws"]);
+        assert!(aws.wants(ScenarioName::AwsCost) && aws.wants(ScenarioName::AwsInit));
+        assert!(!aws.wants(ScenarioName::Publish) && !aws.wants_local());
+        let init = Args::parse_from(["qpost-bench", "--scenario", "aws-init,e2e"]);
+        assert!(!init.wants(ScenarioName::AwsCost) && init.wants_local());
+        assert!(Args::parse_from(["qpost-bench"]).wants(ScenarioName::AwsInit));
     }
 
     #[test]

@@ -1,12 +1,15 @@
-//! `qpost-bench`: runs the qpost benchmark scenarios against a release build and prints
-//! a table plus one JSON line per scenario.
+//! `qpost-bench`: runs the qpost benchmark scenarios against a release build (local mode,
+//! and AWS mode against the moto emulator) and prints a table plus one JSON line per
+//! scenario.
 #![forbid(unsafe_code)]
 
 mod body;
 mod cli;
+mod emulator;
 mod load;
 mod receiver;
 mod report;
+mod runtime_api;
 mod scenarios;
 mod server;
 mod stats;

@@ -1,6 +1,7 @@
 //! Results: each scenario's metrics with their targets and verdicts, printed as a
 //! human table and as one JSON line per scenario.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -31,7 +32,7 @@ impl Status {
 /// One measured figure.
 #[derive(Clone, Debug, Serialize)]
 pub struct Metric {
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub value: f64,
     pub unit: &'static str,
     /// `value` divided by the direct loopback ceiling, for throughput figures.
@@ -42,9 +43,9 @@ pub struct Metric {
 
 impl Metric {
     /// A figure reported without a target.
-    pub fn info(name: &'static str, value: f64, unit: &'static str) -> Self {
+    pub fn info(name: impl Into<Cow<'static, str>>, value: f64, unit: &'static str) -> Self {
         Self {
-            name,
+            name: name.into(),
             value,
             unit,
             ratio: None,
@@ -55,7 +56,7 @@ impl Metric {
 
     /// A throughput figure that must reach `min_ratio` of `ceiling`.
     pub fn ratio_at_least(
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         value: f64,
         unit: &'static str,
         ceiling: f64,
@@ -69,7 +70,7 @@ impl Metric {
         };
         let target = format!(">= {:.0}% of ceiling", min_ratio * 100.0);
         Self {
-            name,
+            name: name.into(),
             value,
             unit,
             ratio: Some(ratio),
@@ -79,7 +80,12 @@ impl Metric {
     }
 
     /// A figure that must stay at or below `max`.
-    pub fn at_most(name: &'static str, value: f64, unit: &'static str, max: f64) -> Self {
+    pub fn at_most(
+        name: impl Into<Cow<'static, str>>,
+        value: f64,
+        unit: &'static str,
+        max: f64,
+    ) -> Self {
         let status = if value <= max {
             Status::Pass
         } else {
@@ -87,7 +93,7 @@ impl Metric {
         };
         let target = format!("<= {} {unit}", format_number(max));
         Self {
-            name,
+            name: name.into(),
             value,
             unit,
             ratio: None,
@@ -98,7 +104,7 @@ impl Metric {
 
     /// A figure judged by a condition described by `target`.
     pub fn check(
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         value: f64,
         unit: &'static str,
         target: &str,
@@ -106,7 +112,7 @@ impl Metric {
     ) -> Self {
         let status = if ok { Status::Pass } else { Status::Fail };
         Self {
-            name,
+            name: name.into(),
             value,
             unit,
             ratio: None,
@@ -252,7 +258,7 @@ fn metric_row(scenario: &str, m: &Metric) -> [String; 6] {
     let ratio = m.ratio.map_or("-".into(), |r| format!("{:.1}%", r * 100.0));
     [
         scenario.into(),
-        m.name.into(),
+        m.name.to_string(),
         format!("{} {}", format_number(m.value), m.unit),
         ratio,
         m.target.clone(),

@@ -1,6 +1,7 @@
 //! The qpost server under test, run as a subprocess of the release binary on a data
 //! directory of its own: started, probed until its API answers, and killed with SIGKILL
-//! (for the crash scenario, then restarted on the same directory).
+//! (for the crash scenario, then restarted on the same directory). The AWS-mode server
+//! (`qpost-aws-local`) prints the same block and is run the same way.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,20 +33,29 @@ impl Qpost {
     /// Spawns `bin` on `data_dir` (port 0, 127.0.0.1), appending its log to `log`, and
     /// waits for it to print its address and token.
     pub async fn start(bin: &Path, data_dir: &Path, log: &Path) -> anyhow::Result<Self> {
+        let mut command = Command::new(bin);
+        command
+            .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
+            .arg(data_dir);
+        Self::spawn(command, log).await
+    }
+
+    /// Spawns `command`, a server that prints qpost's `QSTASH_URL`/`QSTASH_TOKEN` block on
+    /// stdout, appending its stderr to `log`, and waits for the block.
+    pub async fn spawn(mut command: Command, log: &Path) -> anyhow::Result<Self> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
         let spawned = Instant::now();
-        let mut child = Command::new(bin)
-            .args(["--port", "0", "--bind", "127.0.0.1", "--data-dir"])
-            .arg(data_dir)
+        let program = command.as_std().get_program().to_owned();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
+            .with_context(|| format!("cannot run {}", program.display()))?;
         let stdout = child.stdout.take().context("qpost stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let (api, token) = tokio::time::timeout(START_TIMEOUT, read_env(&mut lines))

@@ -50,6 +50,20 @@ pub fn per_second(events: u64, nanos: u64) -> f64 {
     events as f64 * 1e9 / nanos as f64
 }
 
+/// The median (the mean of the middle two for an even count) and the maximum of
+/// `values`; both 0 when there are none.
+pub fn median_max(values: &[f64]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    (median, sorted.last().copied().unwrap_or(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +91,13 @@ mod tests {
         let mut h = histogram();
         h.saturating_record(u64::MAX);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median_max(&[3.0, 1.0, 2.0]), (2.0, 3.0));
+        assert_eq!(median_max(&[4.0, 1.0, 2.0, 3.0]), (2.5, 4.0));
+        assert_eq!(median_max(&[]), (0.0, 0.0));
     }
 
     #[test]

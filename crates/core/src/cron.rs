@@ -245,6 +245,40 @@ mod tests {
     }
 
     #[test]
+    fn l_w_and_hash_pick_days_that_depend_on_the_month() {
+        // 2025-02: 28 days, the 28th a Friday; 2025-11: the 30th a Sunday, the 1st a Saturday.
+        assert_eq!(
+            next("0 12 L * *", "2025-02-01T00:00:00Z"),
+            "2025-02-28T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 LW * *", "2025-11-01T00:00:00Z"),
+            "2025-11-28T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 1W * *", "2025-10-31T00:00:00Z"),
+            "2025-11-03T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 30W * *", "2025-11-01T00:00:00Z"),
+            "2025-11-28T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 * * 5#2", "2025-02-01T00:00:00Z"),
+            "2025-02-14T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 * * 1L", "2025-02-01T00:00:00Z"),
+            "2025-02-24T12:00:00Z"
+        );
+        // Either day field, as for plain values: the 1st, or the last Monday.
+        assert_eq!(
+            next("0 12 1 * 1L", "2025-02-02T00:00:00Z"),
+            "2025-02-24T12:00:00Z"
+        );
+    }
+
+    #[test]
     fn descriptors_stand_for_their_fields() {
         let after = "2025-03-15T10:20:00Z";
         assert_eq!(next("@hourly", after), "2025-03-15T11:00:00Z");

@@ -1,6 +1,8 @@
 //! Flow control: per-key limits on parallel attempts and on attempts started per period,
 //! as set by `Upstash-Flow-Control-Key` and `Upstash-Flow-Control-Value`.
 
+pub mod limits;
+
 use serde::{Deserialize, Serialize};
 
 use crate::duration::parse_duration;

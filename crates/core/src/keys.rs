@@ -1,4 +1,6 @@
-//! Signing-key use cases (`/v2/keys`).
+//! Signing-key use cases (`/v2/keys`), and [`cached`], the keys' read-through cache.
+
+pub mod cached;
 
 use crate::Services;
 use crate::error::Result;

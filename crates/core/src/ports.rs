@@ -159,6 +159,12 @@ pub trait ScheduleStore: Send + Sync {
 /// What fires schedules: the in-process cron ticker locally, EventBridge Scheduler on AWS.
 #[async_trait]
 pub trait ScheduleRegistry: Send + Sync {
+    /// Refuses (with the reason) a schedule this registry could not arm, such as a cron
+    /// expression its scheduler cannot express. Called before anything is stored, so a
+    /// refused creation or replacement changes nothing. Default: every schedule is armable.
+    fn check(&self, _schedule: &Schedule) -> Result<()> {
+        Ok(())
+    }
     /// (Re-)arms a schedule after it was created, replaced, paused or resumed.
     async fn arm(&self, schedule: &Schedule) -> Result<()>;
     async fn disarm(&self, id: &str) -> Result<()>;

@@ -14,6 +14,7 @@ use crate::events::EventState;
 use crate::filter::{EventFilter, MessageFilter};
 use crate::flow::is_valid_name;
 use crate::ids::{MessageId, random_token};
+use crate::ports::{ScheduleRegistry, ScheduleStore};
 use crate::publish::{self, ConfigSource, Draft, PublishOptions, PublishRequest, Target};
 use crate::schedule::{Schedule, ScheduleState, ScheduleView};
 
@@ -60,7 +61,9 @@ fn parse_queue(value: Option<&str>) -> Result<Option<String>> {
 }
 
 /// `POST /v2/schedules/{destination}`: validates everything, deduplicates the creation,
-/// then stores (replacing a schedule of the same id entirely) and arms it.
+/// then [`replace`]s: the registry checks it can arm the schedule (a cron its scheduler
+/// cannot express is refused), then it is stored, replacing one of the same id entirely,
+/// and armed. A refusal changes nothing.
 pub async fn create(services: &Services, req: PublishRequest) -> Result<Created> {
     let now = services.clock.now_ms();
     let schedule = parse(services, req, now).await?;
@@ -70,12 +73,24 @@ pub async fn create(services: &Services, req: PublishRequest) -> Result<Created>
             deduplicated: true,
         });
     }
-    services.schedules.put_schedule(&schedule).await?;
-    services.registry.arm(&schedule).await?;
+    replace(&*services.schedules, &*services.registry, &schedule).await?;
     Ok(Created {
         schedule_id: schedule.id,
         deduplicated: false,
     })
+}
+
+/// Stores `schedule` (replacing one of the same id) and arms it, once the registry has
+/// checked it can: a schedule it refuses is answered with the reason and changes nothing,
+/// so a replacement refused keeps the schedule it would have replaced.
+async fn replace(
+    store: &dyn ScheduleStore,
+    registry: &dyn ScheduleRegistry,
+    schedule: &Schedule,
+) -> Result<()> {
+    registry.check(schedule)?;
+    store.put_schedule(schedule).await?;
+    registry.arm(schedule).await
 }
 
 /// The schedule a create request describes, created at `now`; every header is checked.
@@ -354,46 +369,4 @@ async fn publish_once(services: &Services, s: &Schedule) -> Result<Vec<MessageId
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn custom_ids_use_only_the_name_alphabet_and_missing_ones_are_generated() {
-        assert_eq!(parse_id(Some("my-job_1.v2")).unwrap(), "my-job_1.v2");
-        let generated = parse_id(None).unwrap();
-        assert!(
-            generated.starts_with("scd_") && generated.len() > 20,
-            "{generated}"
-        );
-        assert_ne!(generated, parse_id(Some("")).unwrap());
-        for bad in ["a b", "a/b", "ü", "x?y"] {
-            let err = parse_id(Some(bad)).unwrap_err().to_string();
-            assert!(err.contains("Upstash-Schedule-Id"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn deduplication_moves_from_the_produced_messages_to_the_creation() {
-        let mut o = PublishOptions {
-            dedup_id: Some("d1".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            take_dedup_key(&mut o, "https://x", b"b").as_deref(),
-            Some("id:d1")
-        );
-        assert_eq!(o.dedup_id, None);
-
-        let mut a = PublishOptions {
-            content_dedup: true,
-            ..Default::default()
-        };
-        let mut b = a.clone();
-        let mut c = a.clone();
-        let ka = take_dedup_key(&mut a, "https://x", b"body");
-        assert!(!a.content_dedup);
-        assert_eq!(ka, take_dedup_key(&mut b, "https://x", b"body"));
-        assert_ne!(ka, take_dedup_key(&mut c, "https://x", b"other"));
-        assert_eq!(take_dedup_key(&mut a, "https://x", b"body"), None);
-    }
-}
+mod tests;

@@ -38,43 +38,6 @@ QPOST_AWS_BIN = os.environ.get("QPOST_AWS_BIN") or str(
     REPO_ROOT / "target" / "debug" / "examples" / "qpost-aws-local"
 )
 
-# Tests that check what AWS mode documents as not enforced (crates/aws/README.md, "Admission
-# in AWS mode: not enforced"): queue order and parallelism, queue pauses, flow-control
-# parallelism, rate and pauses. In AWS mode they are skipped with their reason by the
-# `pytest_collection_modifyitems` hook below (load this module as a plugin: `-p harness`);
-# their assertions are unchanged.
-NOT_ENFORCED_IN_AWS_MODE: Dict[str, str] = {
-    "test_publish_with_flow_control_keeps_to_the_keys_parallelism_and_shows_its_limits": (
-        "flow-control parallelism and rate counts"
-    ),
-    "test_pause_holds_a_keys_messages_and_resume_releases_them": (
-        "flow-control pauses (and a key is known only while a stored message or a command"
-        " names it, so pausing after the last delivery is a 404)"
-    ),
-    "test_pin_overrides_the_messages_limits_until_unpinned": (
-        "pinned flow-control parallelism and rate counts"
-    ),
-    "test_an_unknown_key_is_a_404_and_global_parallelism_reports_the_workers": (
-        "global parallelism is QPOST_GLOBAL_PARALLELISM (default 1000), not a worker's concurrency"
-    ),
-    "test_enqueue_creates_the_queue_and_delivers_signed_messages_in_order": "queue order (parallelism 1)",
-    "test_a_paused_queue_accepts_json_and_delivers_it_after_resume": "queue pauses",
-    "test_a_queue_with_parallelism_3_has_at_most_3_deliveries_in_flight": "queue parallelism",
-}
-
-
-def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
-    """In AWS mode, marks the tests of `NOT_ENFORCED_IN_AWS_MODE` skipped, with the reason."""
-    if not AWS_MODE:
-        return
-    import pytest
-
-    for item in items:
-        reason = NOT_ENFORCED_IN_AWS_MODE.get(item.originalname)
-        if reason:
-            item.add_marker(pytest.mark.skip(reason=f"not enforced in AWS mode: {reason}"))
-
-
 def bootstrap_aws_stack() -> Dict[str, str]:
     """Creates a fresh AWS-mode stack in the emulator; returns the variables qpost-aws reads."""
     if not os.environ.get("AWS_ENDPOINT_URL"):
@@ -141,6 +104,9 @@ class QpostServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QPOST_")}
         if AWS_MODE:
             env.update(bootstrap_aws_stack())
+            # The maximum GET /v2/globalParallelism reports: the local worker's default, so
+            # the suites expect one figure in both modes (on AWS the stack sets it).
+            env["QPOST_GLOBAL_PARALLELISM"] = "256"
         self.data_dir = tempfile.mkdtemp(prefix="qpost-sdk-py-")
         self._log: List[str] = []
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()

@@ -28,48 +28,6 @@ export const QPOST_AWS_BIN =
   process.env.QPOST_AWS_BIN || path.join(REPO_ROOT, "target", "debug", "examples", "qpost-aws-local");
 const PYTHON = process.env.QPOST_PYTHON || path.join(REPO_ROOT, ".venv", "bin", "python");
 
-/**
- * Tests that check what AWS mode documents as not enforced (crates/aws/README.md,
- * "Admission in AWS mode: not enforced"): queue order and parallelism, queue pauses,
- * flow-control parallelism, rate and pauses. In AWS mode they are skipped by name
- * (`awsModeTestArgs`), each with its reason; their assertions are unchanged.
- */
-export const NOT_ENFORCED_IN_AWS_MODE = Object.freeze({
-  "publish with flowControl stores the key's limits and keeps to its parallelism":
-    "flow-control parallelism and rate counts",
-  "pause holds a key's messages and resume releases them":
-    "flow-control pauses (and a key is known only while a stored message or a command names it, so pausing after the last delivery is a 404)",
-  "pin overrides the messages' limits, unpin and resetRate are accepted": "pinned flow-control parallelism and rate counts",
-  "an unknown key is a 404 and global parallelism reports the worker's":
-    "global parallelism is QPOST_GLOBAL_PARALLELISM (default 1000), not a worker's concurrency",
-  "enqueue creates the queue and delivers a signed message in order": "queue order (parallelism 1)",
-  "enqueueJSON delivers JSON and a paused queue holds it until resumed": "queue pauses",
-  "a queue with parallelism 3 has at most 3 deliveries in flight": "queue parallelism",
-});
-
-/**
- * The `node --test` arguments that skip the tests of `NOT_ENFORCED_IN_AWS_MODE`, by exact
- * name: `--test-skip-pattern` where Node has it (22.1+); before that, a name pattern that
- * matches every other name. A test runs when its name or an ancestor's matches, and every
- * test descends from Node's `<root>` test, so that name is left out of the match too.
- */
-export function awsModeTestArgs() {
-  const escape = (name) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const names = Object.keys(NOT_ENFORCED_IN_AWS_MODE).map(escape).join("|");
-  const [major, minor] = process.versions.node.split(".").map(Number);
-  if (major > 22 || (major === 22 && minor >= 1)) return [`--test-skip-pattern=^(?:${names})$`];
-  return [`--test-name-pattern=^(?!(?:<root>|${names})$)`];
-}
-
-// `node harness.mjs --aws-mode-args` prints those arguments, one a line, and each skipped
-// test with its reason on stderr (scripts/test).
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === "--aws-mode-args") {
-  for (const [name, reason] of Object.entries(NOT_ENFORCED_IN_AWS_MODE)) {
-    console.error(`skipped in AWS mode, not enforced there (${reason}): ${name}`);
-  }
-  console.log(awsModeTestArgs().join("\n"));
-}
-
 /** Creates a fresh AWS-mode stack in the emulator; returns the variables qpost-aws reads. */
 async function bootstrapAwsStack() {
   if (!process.env.AWS_ENDPOINT_URL) {
@@ -94,7 +52,10 @@ async function bootstrapAwsStack() {
 async function serverCommand(args, dataDir) {
   if (AWS_MODE) {
     const stack = await bootstrapAwsStack();
-    return { bin: QPOST_AWS_BIN, argv: ["--bind", "127.0.0.1", "--port", "0", ...args], env: stack };
+    // The maximum GET /v2/globalParallelism reports: the local worker's default, so the
+    // suites expect one figure in both modes (on AWS the stack sets it from its concurrency).
+    const env = { ...stack, QPOST_GLOBAL_PARALLELISM: "256" };
+    return { bin: QPOST_AWS_BIN, argv: ["--bind", "127.0.0.1", "--port", "0", ...args], env };
   }
   return { bin: QPOST_BIN, argv: ["--bind", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...args], env: {} };
 }

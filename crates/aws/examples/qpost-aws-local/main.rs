@@ -10,7 +10,9 @@
 //! `QPOST_TOKEN_PARAMETER`), as `infra/local/bootstrap.py` prints it; signing keys are the
 //! stored ones, or the public QStash dev-server keys on a fresh table, as in local mode.
 //! Destinations on loopback are allowed. On start it prints the same `QSTASH_*` block as
-//! the `qpost` binary; SIGINT or SIGTERM stops it gracefully.
+//! the `qpost` binary; SIGINT or SIGTERM stops it gracefully. With `--count-requests` it
+//! counts the AWS requests of the functions and of the emulated event sources and serves
+//! the counts at `GET /_emulator/requests` (`counts`), for `qpost-bench --scenario aws-cost`.
 //!
 //! ```sh
 //! eval "$(AWS_ENDPOINT_URL=http://127.0.0.1:5555 .venv/bin/python infra/local/bootstrap.py --prefix dev)"
@@ -22,6 +24,13 @@
 mod firing;
 #[path = "../../tests/emulator/e2e/mapping.rs"]
 mod mapping;
+#[path = "../../tests/emulator/e2e/serial.rs"]
+mod serial;
+// The tests' tally helpers are not all used here.
+#[allow(dead_code)]
+#[path = "../../tests/emulator/e2e/counting.rs"]
+mod counting;
+mod counts;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -46,10 +55,11 @@ use mapping::EventSource;
 const DELIVERY_POLLERS: usize = 4;
 
 /// Where to listen: `--bind <ip>` (default 127.0.0.1) and `--port <n>` (default 8080; 0
-/// picks a free port).
+/// picks a free port); `--count-requests` counts AWS requests (`counts`).
 struct Args {
     bind: IpAddr,
     port: u16,
+    count_requests: bool,
 }
 
 impl Args {
@@ -57,13 +67,22 @@ impl Args {
         let mut parsed = Self {
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 8080,
+            count_requests: false,
         };
         while let Some(flag) = args.next() {
+            if flag == "--count-requests" {
+                parsed.count_requests = true;
+                continue;
+            }
             let value = args.next().ok_or(format!("{flag} needs a value"))?;
             match flag.as_str() {
                 "--bind" => parsed.bind = value.parse().map_err(|e| format!("--bind: {e}"))?,
                 "--port" => parsed.port = value.parse().map_err(|e| format!("--port: {e}"))?,
-                _ => return Err(format!("unknown argument {flag} (use --bind, --port)")),
+                _ => {
+                    return Err(format!(
+                        "unknown argument {flag} (use --bind, --port, --count-requests)"
+                    ));
+                }
             }
         }
         Ok(parsed)
@@ -88,16 +107,32 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let sdk = sdk_loader(&config.region).load().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let backend = Backend::new(config, &sdk, Arc::clone(&clock), Limits::default());
+    let requests = args.count_requests.then(counting::RequestLog::default);
+    let (functions_sdk, sources_sqs) = counts::clients(requests.as_ref(), &sdk);
+    // moto lacks DynamoDB's per-request atomicity, which flow-control leases rely on.
+    let functions_sdk = serial::dynamodb_one_at_a_time(&functions_sdk);
+    let backend = Backend::new(
+        config,
+        &functions_sdk,
+        Arc::clone(&clock),
+        Limits::default(),
+    );
     let keys = backend.store.init_keys(None, SigningKeys::dev()).await?;
+    backend.cached_keys.prime(keys.clone()).await;
     let tokens = TokenSource::from_env()?.tokens(&sdk).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await?;
     let (stop, stopped) = watch::channel(false);
-    let workers = emulate_aws(&backend, &sdk, clock, stopped);
+    let workers = emulate_aws(&backend, &sources_sqs, &sdk, clock, stopped).await?;
     let config = HttpConfig {
         tokens: tokens.clone(),
     };
-    let app = qpost_http::router(Arc::new(backend.services()), config);
+    // One process: the API shares the consumers' key cache, so a rotation through the API
+    // is what the next delivery signs with (on AWS, within `SIGNING_KEYS_TTL`).
+    let mut app = qpost_http::router(Arc::new(backend.consumer_services()), config);
+    if let Some(log) = requests {
+        let queue = &backend.config.delivery_queue_url;
+        app = app.merge(counts::router(log, workers.delivery.clone(), &sdk, queue));
+    }
     // Handlers are installed before the block is printed: whoever reads it may signal.
     let shutdown = shutdown_signal()?;
     let addr = listener.local_addr()?;
@@ -122,6 +157,7 @@ async fn main() -> Result<(), Error> {
 struct Emulation {
     delivery: EventSource,
     dead_letters: EventSource,
+    ordered: EventSource,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -132,9 +168,12 @@ impl Emulation {
             let _ = worker.await;
         }
         let (d, f) = (self.delivery.totals(), self.dead_letters.totals());
+        let o = self.ordered.totals();
         tracing::info!(
             delivery_records = d.records,
             delivery_failed = d.failed,
+            ordered_records = o.records,
+            ordered_failed = o.failed,
             dead_letter_records = f.records,
             dead_letter_failed = f.failed,
             "stopped"
@@ -142,42 +181,63 @@ impl Emulation {
     }
 }
 
-/// The event source mappings (delivery queue → deliver, dead-letter queue → failure
-/// callback) and the schedule group's firings, until `stop` says so.
-fn emulate_aws(
+/// The event source mappings (delivery and ordered queues → deliver, their dead-letter
+/// queues → failure callback), polling with `sources`, and the schedule group's firings,
+/// until `stop` says so.
+async fn emulate_aws(
     backend: &Backend,
+    sources: &aws_sdk_sqs::Client,
     sdk: &aws_config::SdkConfig,
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
-) -> Emulation {
+) -> Result<Emulation, Error> {
     let c = &backend.config;
     let delivery = EventSource::new(
-        backend.sqs.clone(),
+        sources.clone(),
         &c.delivery_queue_url,
         &c.delivery_queue_arn,
         Arc::new(Deliver::new(backend)),
     );
     let dead_letters = EventSource::new(
-        backend.sqs.clone(),
+        sources.clone(),
         &c.dead_letter_queue_url,
         &c.dead_letter_queue_arn,
         Arc::new(FailureCallback::new(backend)),
     );
     let scheduler = Scheduler::new(
         aws_sdk_scheduler::Client::new(sdk),
-        backend.sqs.clone(),
+        aws_sdk_sqs::Client::new(sdk),
         &c.schedule_group,
-    );
+    )
+    .with_group(&c.secondary_schedule_group);
+    let ordered_url = &c.ordered_queue_url;
+    let ordered_dead_letters_url = mapping::dead_letter_queue(sources, ordered_url).await?;
+    let ordered = EventSource::for_queue(
+        sources.clone(),
+        ordered_url,
+        Arc::new(Deliver::new(backend)),
+    )
+    .await?;
+    let ordered_dead_letters = EventSource::for_queue(
+        sources.clone(),
+        &ordered_dead_letters_url,
+        Arc::new(FailureCallback::new(backend)),
+    )
+    .await?;
     let mut workers: Vec<JoinHandle<()>> = (0..DELIVERY_POLLERS)
-        .map(|_| tokio::spawn(delivery.clone().run(stop.clone())))
+        .flat_map(|_| [delivery.clone(), ordered.clone()])
+        .map(|source| tokio::spawn(source.run(stop.clone())))
         .collect();
-    workers.push(tokio::spawn(dead_letters.clone().run(stop.clone())));
+    for source in [dead_letters.clone(), ordered_dead_letters] {
+        workers.push(tokio::spawn(source.run(stop.clone())));
+    }
     workers.push(tokio::spawn(scheduler.run(clock, stop)));
-    Emulation {
+    Ok(Emulation {
         delivery,
         dead_letters,
+        ordered,
         workers,
-    }
+    })
 }
 
 /// A future resolving on SIGINT (Ctrl-C) or SIGTERM, with both handlers installed now.

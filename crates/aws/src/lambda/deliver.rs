@@ -7,7 +7,23 @@
 //! |---|---|
 //! | `Delivered`, `Failed` (DLQ entry written by the step), `Cancelled`, schedule fired | done: the event source deletes it |
 //! | `RetryAt(t)`, `NotDue(t)` | visibility set to `t - now` and reported failed, so SQS delivers it again at `t`; a wait too long for that becomes a new wake-up (an `at()` schedule) and the record is done |
-//! | qpost's own error, unreadable body | reported failed: SQS retries, and after the redrive policy's receive count moves it to the dead-letter queue |
+//! | qpost's own error | visibility set to a short backoff and reported failed: SQS retries, and after the redrive policy's receive count moves it to the dead-letter queue |
+//! | unreadable body | reported failed (at the queue's visibility timeout), and in the end moved to the dead-letter queue |
+//!
+//! Before the step, a wake-up passes admission:
+//!
+//! - a message in a qpost queue that is due but still on the delivery queue moves to the
+//!   ordered queue (FIFO, `dispatch`), where its turn comes in its queue's order; records of
+//!   the ordered queue are handled one message group at a time, in order (`record`);
+//! - on the ordered queue, a message whose qpost queue is paused waits: its record comes
+//!   back after a backoff growing with its receives ([`pause_wait_ms`]), holding its group;
+//! - a message under a flow-control key takes a lease on the key first (`crate::flow`); a
+//!   refusal makes its record come back when a slot may be free or the rate period ends.
+//!
+//! A record that waits keeps its place: on the ordered queue it is never replaced by a new
+//! one while its queue message lives (visibility changes only, each at most 11 h 44 min).
+//! On the delivery queue, a record received [`RESEND_AFTER_RECEIVES`] times is replaced by
+//! a fresh wake-up, so waiting never counts towards the redrive policy's poison limit.
 //!
 //! Every state change is written by the step before this returns, so nothing is
 //! acknowledged before the write that records it.
@@ -21,9 +37,11 @@ use lambda_runtime::{Error, LambdaEvent};
 use qpost_core::Services;
 use qpost_core::delivery::{self, Outcome};
 use qpost_core::ids::MessageId;
+use qpost_core::message::Message;
 use qpost_core::ports::Wakeup;
 
 use super::record::{self, Disposition, RecordHandler};
+use crate::admission::{DynamoAdmission, Grant};
 use crate::backend::Backend;
 use crate::dispatch::{BodyError, QueueBody};
 use crate::error::AwsError;
@@ -32,6 +50,9 @@ use crate::error::AwsError;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// The longest visibility SQS sets: 12 hours from the receive.
 pub const MAX_VISIBILITY_SECS: i64 = 12 * 3600;
+/// The longest one visibility change of an ordered record waits: a longer wait is taken in
+/// steps (the record comes back not due and waits again), as the visibility limit allows.
+const VISIBILITY_STEP_MS: i64 = (MAX_VISIBILITY_SECS - RECEIVE_MARGIN_SECS) * 1000;
 /// Time the invocation may have spent since the receive before it sets a visibility (the
 /// longest attempt plus margin), kept off [`MAX_VISIBILITY_SECS`] so the change is never
 /// refused.
@@ -43,6 +64,26 @@ pub const RETENTION_BUDGET_MS: i64 = 13 * 24 * 3600 * 1000;
 /// Time kept free before the invocation's deadline when capping attempt timeouts.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 const MINUTE_MS: i64 = 60_000;
+/// Receives after which a waiting delivery-queue record is replaced by a fresh wake-up:
+/// below the stack's `maxReceiveCount` (100), which is kept for records that never get an
+/// answer (poison).
+pub const RESEND_AFTER_RECEIVES: u32 = 90;
+/// The longest wait between two looks at a paused queue.
+const MAX_PAUSE_WAIT_MS: i64 = 5 * MINUTE_MS;
+
+/// How long a message of a paused queue waits before its record looks again, after the
+/// record's `receives`: 1 s, doubling, at most 5 minutes. A resume is noticed within that.
+pub fn pause_wait_ms(receives: u32) -> i64 {
+    let doublings = receives.saturating_sub(1).min(20);
+    (1000_i64 << doublings).min(MAX_PAUSE_WAIT_MS)
+}
+
+/// How long a record waits after qpost's own error (the store unreachable, throttled)
+/// before it is tried again, after its `receives`: 1 s, doubling, at most 15 minutes.
+pub fn error_wait_secs(receives: u32) -> i32 {
+    let doublings = receives.saturating_sub(1).min(20);
+    (1_i64 << doublings).min(15 * 60) as i32
+}
 
 /// Why a record could not be handled (it is then tried again).
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +102,22 @@ enum RecordError {
 #[derive(Clone)]
 pub struct Deliver {
     services: Services,
+    /// Flow-control leases.
+    admission: Arc<DynamoAdmission>,
     sqs: aws_sdk_sqs::Client,
     queue_url: Arc<str>,
+    ordered_queue_url: Arc<str>,
     concurrency: usize,
 }
 
 impl Deliver {
     pub fn new(backend: &Backend) -> Self {
         Self {
-            services: backend.services(),
+            services: backend.consumer_services(),
+            admission: Arc::clone(&backend.admission),
             sqs: backend.sqs.clone(),
             queue_url: backend.config.delivery_queue_url.as_str().into(),
+            ordered_queue_url: backend.config.ordered_queue_url.as_str().into(),
             concurrency: DEFAULT_CONCURRENCY,
         }
     }
@@ -95,10 +141,7 @@ impl Deliver {
 
     async fn process(&self, record: &SqsMessage) -> Result<Disposition, RecordError> {
         match QueueBody::parse(record.body.as_deref().unwrap_or(""))? {
-            QueueBody::Wakeup(id) => {
-                let step = delivery::deliver(&self.services, &id).await?;
-                self.carry_out(record, &id, step.outcome).await
-            }
+            QueueBody::Wakeup(id) => self.wakeup(record, &id).await,
             QueueBody::Schedule(id) => {
                 let slot = slot(record, self.services.clock.now_ms());
                 qpost_core::schedules::fire(&self.services, &id, slot).await?;
@@ -107,44 +150,122 @@ impl Deliver {
         }
     }
 
-    async fn carry_out(
+    /// Admission, then the delivery step, for the message a wake-up names.
+    async fn wakeup(
         &self,
         record: &SqsMessage,
         id: &MessageId,
+    ) -> Result<Disposition, RecordError> {
+        let Some(message) = self.services.messages.get(id).await? else {
+            return Ok(Disposition::Done);
+        };
+        let now = self.services.clock.now_ms();
+        if message.not_before > now {
+            return self.again_at(record, &message, message.not_before).await;
+        }
+        if let Some(queue) = &message.queue_name {
+            if record::group(record).is_none() {
+                self.services
+                    .dispatcher
+                    .dispatch(Wakeup::of(&message))
+                    .await?;
+                return Ok(Disposition::Done);
+            }
+            let paused = self
+                .services
+                .queues
+                .get_queue(queue)
+                .await?
+                .is_some_and(|q| q.paused);
+            if paused {
+                let wait = pause_wait_ms(record::receive_count(record));
+                return self
+                    .again_at(record, &message, now.saturating_add(wait))
+                    .await;
+            }
+        }
+        let Some(fc) = message.flow_control.clone() else {
+            let step = delivery::deliver_loaded(&self.services, message.clone()).await?;
+            return self.carry_out(record, &message, step.outcome).await;
+        };
+        let holder = message.id.as_str();
+        let grant = self
+            .admission
+            .acquire(&fc, holder, now, self.hold_ms())
+            .await?;
+        if let Some(at) = self.admission_wait(record, &grant, now) {
+            return self.again_at(record, &message, at).await;
+        }
+        let step = delivery::deliver_loaded(&self.services, message.clone()).await;
+        if let Err(e) = self.admission.release(&fc.key, holder).await {
+            tracing::warn!(message = holder, key = fc.key, error = %e, "a lease is left to expire");
+        }
+        self.carry_out(record, &message, step?.outcome).await
+    }
+
+    /// How long a flow-control lease is taken for: the longest attempt of this invocation,
+    /// plus a minute for the writes around it. A lease outliving a crashed invocation is
+    /// reclaimed when it expires.
+    fn hold_ms(&self) -> i64 {
+        let attempt = self.services.limits.max_timeout.as_millis() as i64;
+        attempt.saturating_add(MINUTE_MS)
+    }
+
+    /// When a record refused a flow-control slot looks again (`None`: granted). A paused
+    /// key is looked at like a paused queue; a record of the ordered queue, whose receives
+    /// are counted against its place, waits at least as long.
+    fn admission_wait(&self, record: &SqsMessage, grant: &Grant, now: i64) -> Option<i64> {
+        let paused = now.saturating_add(pause_wait_ms(record::receive_count(record)));
+        match grant {
+            Grant::Granted => None,
+            Grant::Paused => Some(paused),
+            Grant::Wait { until_ms } if record::group(record).is_some() => {
+                Some((*until_ms).max(paused))
+            }
+            Grant::Wait { until_ms } => Some(*until_ms),
+        }
+    }
+
+    async fn carry_out(
+        &self,
+        record: &SqsMessage,
+        message: &Message,
         outcome: Outcome,
     ) -> Result<Disposition, RecordError> {
         match outcome {
             Outcome::Delivered | Outcome::Failed { .. } | Outcome::Cancelled => {
                 Ok(Disposition::Done)
             }
-            Outcome::RetryAt(at) | Outcome::NotDue(at) => self.again_at(record, id, at).await,
+            Outcome::RetryAt(at) | Outcome::NotDue(at) => self.again_at(record, message, at).await,
         }
     }
 
-    /// Makes the record come back at `at`: by its visibility when the wait fits, else by a
-    /// new wake-up (the dispatcher's `at()` schedule), written before the record is done.
+    /// Makes the record come back at `at`: by its visibility when the wait fits (an ordered
+    /// record waits in steps of the longest visibility, keeping its place), else by a new
+    /// wake-up (an `at()` schedule past 15 minutes), written before the record is done.
     async fn again_at(
         &self,
         record: &SqsMessage,
-        id: &MessageId,
+        message: &Message,
         at: i64,
     ) -> Result<Disposition, RecordError> {
         let now = self.services.clock.now_ms();
-        match visibility_for(at, now, record::sent_at(record)) {
-            Some(seconds) => {
-                let receipt = record
-                    .receipt_handle
-                    .as_deref()
-                    .ok_or(RecordError::NoReceipt)?;
-                self.set_visibility(receipt, seconds).await?;
+        let ordered = record::group(record).is_some();
+        let step_to = if ordered {
+            at.min(now.saturating_add(VISIBILITY_STEP_MS))
+        } else {
+            at
+        };
+        let worn = !ordered && record::receive_count(record) >= RESEND_AFTER_RECEIVES;
+        match visibility_for(step_to, now, record::sent_at(record)) {
+            Some(seconds) if !worn => {
+                self.set_visibility(record, seconds).await?;
                 Ok(Disposition::Again)
             }
-            None => {
+            _ => {
                 let wakeup = Wakeup {
-                    id: id.clone(),
                     due_ms: at,
-                    queue_name: None,
-                    flow_control: None,
+                    ..Wakeup::of(message)
                 };
                 self.services.dispatcher.dispatch(wakeup).await?;
                 Ok(Disposition::Done)
@@ -152,10 +273,22 @@ impl Deliver {
         }
     }
 
-    async fn set_visibility(&self, receipt: &str, seconds: i32) -> Result<(), AwsError> {
+    /// The queue a record came from: the ordered queue for records of a message group.
+    fn queue_of(&self, record: &SqsMessage) -> &str {
+        match record::group(record) {
+            Some(_) => &self.ordered_queue_url,
+            None => &self.queue_url,
+        }
+    }
+
+    async fn set_visibility(&self, record: &SqsMessage, seconds: i32) -> Result<(), RecordError> {
+        let receipt = record
+            .receipt_handle
+            .as_deref()
+            .ok_or(RecordError::NoReceipt)?;
         self.sqs
             .change_message_visibility()
-            .queue_url(&*self.queue_url)
+            .queue_url(self.queue_of(record))
             .receipt_handle(receipt)
             .visibility_timeout(seconds)
             .send()
@@ -163,20 +296,45 @@ impl Deliver {
             .map_err(|e| AwsError::sdk("ChangeMessageVisibility", e))?;
         Ok(())
     }
+
+    /// After qpost's own error, brings the record back after [`error_wait_secs`] instead of
+    /// the queue's visibility timeout (36 minutes). Best effort: if this fails too, the
+    /// visibility timeout applies.
+    async fn back_off(&self, record: &SqsMessage) {
+        let seconds = error_wait_secs(record::receive_count(record));
+        if let Err(e) = self.set_visibility(record, seconds).await {
+            tracing::warn!(record = record.message_id.as_deref(), error = %e, "the record keeps its visibility timeout");
+        }
+    }
 }
 
 #[async_trait]
 impl RecordHandler for Deliver {
     async fn handle(&self, record: &SqsMessage) -> Disposition {
-        self.process(record).await.unwrap_or_else(|e| {
-            tracing::error!(
-                record = record.message_id.as_deref(),
-                body = record::excerpt(record, 512),
-                error = %e,
-                "the record is retried"
-            );
-            Disposition::Again
-        })
+        let error = match self.process(record).await {
+            Ok(disposition) => return disposition,
+            Err(e) => e,
+        };
+        tracing::error!(
+            record = record.message_id.as_deref(),
+            body = record::excerpt(record, 512),
+            error = %error,
+            "the record is retried"
+        );
+        if matches!(error, RecordError::Qpost(_) | RecordError::Aws(_)) {
+            self.back_off(record).await;
+        }
+        Disposition::Again
+    }
+
+    /// Makes records of a group left behind its waiting head visible again at once: SQS
+    /// holds the group while the head is out, then offers them in order.
+    async fn unhandled(&self, records: &[SqsMessage]) {
+        for record in records {
+            if let Err(e) = self.set_visibility(record, 0).await {
+                tracing::warn!(record = record.message_id.as_deref(), error = %e, "an unhandled record keeps its visibility timeout");
+            }
+        }
     }
 }
 
@@ -232,6 +390,24 @@ mod tests {
         let sent = NOW - 13 * 24 * 3600 * 1000 + 60_000;
         assert_eq!(visibility_for(NOW + 30_000, NOW, Some(sent)), Some(30));
         assert_eq!(visibility_for(NOW + 120_000, NOW, Some(sent)), None);
+    }
+
+    #[test]
+    fn a_paused_queue_is_looked_at_again_after_a_doubling_wait_of_at_most_five_minutes() {
+        let waits: Vec<i64> = (1..=6).map(pause_wait_ms).collect();
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 16_000, 32_000]);
+        assert_eq!(pause_wait_ms(0), 1000);
+        assert_eq!(pause_wait_ms(12), MAX_PAUSE_WAIT_MS);
+        assert_eq!(pause_wait_ms(u32::MAX), MAX_PAUSE_WAIT_MS);
+    }
+
+    #[test]
+    fn after_its_own_error_a_record_comes_back_in_seconds_not_the_visibility_timeout() {
+        assert_eq!(error_wait_secs(1), 1);
+        assert_eq!(error_wait_secs(2), 2);
+        assert_eq!(error_wait_secs(10), 512);
+        assert_eq!(error_wait_secs(11), 900);
+        assert_eq!(error_wait_secs(u32::MAX), 900);
     }
 
     #[test]

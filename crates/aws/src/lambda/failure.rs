@@ -7,6 +7,7 @@
 //! |---|---|
 //! | wake-up of a message still stored (it never got a verdict) | DLQ entry written and failure callback published (`qpost_core::poison`), then done |
 //! | wake-up of a message no longer stored (it got its verdict) | done |
+//! | wake-up from the ordered queue's dead-letter queue, of a message whose qpost queue or flow-control key is paused | not poison: it waited so long that its record wore out; a fresh wake-up is sent (to the end of its queue's line, `dispatch`), then done |
 //! | schedule firing | logged and done: the schedule stays armed and fires on its next minute |
 //! | unreadable body | reported failed: after the dead-letter queue's receive count its redrive policy parks it for an operator |
 //! | qpost's own error | reported failed, so SQS offers it again (and parks it in the end) |
@@ -20,6 +21,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use qpost_core::Services;
 use qpost_core::ids::MessageId;
 use qpost_core::poison::dead_letter_poison;
+use qpost_core::ports::Wakeup;
 
 use super::record::{self, Disposition, RecordHandler};
 use crate::backend::Backend;
@@ -38,7 +40,7 @@ pub struct FailureCallback {
 impl FailureCallback {
     pub fn new(backend: &Backend) -> Self {
         Self {
-            services: backend.services(),
+            services: backend.consumer_services(),
             concurrency: DEFAULT_CONCURRENCY,
         }
     }
@@ -52,6 +54,57 @@ impl FailureCallback {
     /// Handles one batch; the response names the records to offer again.
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
         record::batch(self, event.payload.records, self.concurrency).await
+    }
+
+    async fn wakeup(&self, record: &SqsMessage, id: &MessageId) -> Disposition {
+        if record::group(record).is_some() {
+            match self.still_waiting(id).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::warn!(message = %id, "a paused queue's message outwaited its record; sent again");
+                    return Disposition::Done;
+                }
+                Err(e) => {
+                    tracing::error!(message = %id, error = %e, "a worn-out ordered record not recorded; retried");
+                    return Disposition::Again;
+                }
+            }
+        }
+        self.poison(record, id).await
+    }
+
+    /// Sends a fresh wake-up for message `id` when it is stored and its qpost queue or its
+    /// flow-control key is paused (its record only wore out waiting); says whether it did.
+    async fn still_waiting(&self, id: &MessageId) -> qpost_core::Result<bool> {
+        let Some(message) = self.services.messages.get(id).await? else {
+            return Ok(false);
+        };
+        let Some(queue) = &message.queue_name else {
+            return Ok(false);
+        };
+        let queue_paused = self
+            .services
+            .queues
+            .get_queue(queue)
+            .await?
+            .is_some_and(|q| q.paused);
+        let key_paused = match &message.flow_control {
+            Some(fc) if !queue_paused => self
+                .services
+                .admission
+                .flow_key(&fc.key)
+                .await?
+                .is_some_and(|k| k.is_paused),
+            _ => false,
+        };
+        let paused = queue_paused || key_paused;
+        if paused {
+            self.services
+                .dispatcher
+                .dispatch(Wakeup::of(&message))
+                .await?;
+        }
+        Ok(paused)
     }
 
     async fn poison(&self, record: &SqsMessage, id: &MessageId) -> Disposition {
@@ -73,7 +126,7 @@ impl FailureCallback {
 impl RecordHandler for FailureCallback {
     async fn handle(&self, record: &SqsMessage) -> Disposition {
         match QueueBody::parse(record.body.as_deref().unwrap_or("")) {
-            Ok(QueueBody::Wakeup(id)) => self.poison(record, &id).await,
+            Ok(QueueBody::Wakeup(id)) => self.wakeup(record, &id).await,
             Ok(QueueBody::Schedule(id)) => {
                 tracing::error!(
                     schedule = id,

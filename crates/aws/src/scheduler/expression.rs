@@ -7,16 +7,30 @@
 //! (from the same parse that computes next times in `qpost-core`) and writes each field as
 //! `*`, `start/step` or a list of values and ranges. A Unix cron restricting both day
 //! fields (which matches either) becomes two expressions, one per day field.
+//!
+//! `L` (last day), `LW` (last weekday) and `<day>W` (nearest weekday) in the day of month,
+//! `<weekday>#<n>` (nth weekday) and `<weekday>L` (last such weekday) in the day of week
+//! are written as EventBridge writes them; EventBridge takes each only alone in its field.
 
 use qpost_core::cron::{CalendarFields, CronError, CronExpr, CronShape};
 
 const MINUTE_MS: i64 = 60_000;
 
+/// Which EventBridge schedule of a qpost schedule an expression is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The only one.
+    Whole,
+    /// The day-of-month half of a pair (either day field matches).
+    DaysOfMonth,
+    /// The day-of-week half of a pair.
+    Weekdays,
+}
+
 /// One EventBridge schedule expression, and which of a pair it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expression {
-    /// `None` for a single expression; `a` (day of month) or `b` (day of week) for a pair.
-    pub part: Option<char>,
+    pub part: Part,
     /// `cron(...)` or `rate(...)`.
     pub expression: String,
     /// IANA zone the expression is read in.
@@ -29,9 +43,9 @@ pub enum TranslateError {
     #[error(transparent)]
     Cron(#[from] CronError),
     #[error(
-        "cron expression {0:?} uses L, W or #, which AWS mode does not translate to EventBridge Scheduler yet"
+        "cron expression {0:?} combines L, W or # with other values in its {1} field, which EventBridge Scheduler cannot express (it takes each of them only alone in its field)"
     )]
-    Modifiers(String),
+    Modifiers(String, &'static str),
     #[error(
         "cron expression {0:?} requires both the day of month and the weekday to match (+), which EventBridge Scheduler cannot express"
     )]
@@ -59,7 +73,7 @@ pub fn translate(cron: &str) -> Result<Vec<Expression>, TranslateError> {
 fn every(period_ms: i64) -> Expression {
     let minutes = period_ms / MINUTE_MS;
     let utc = |expression: String| Expression {
-        part: None,
+        part: Part::Whole,
         expression,
         timezone: "UTC".into(),
     };
@@ -80,45 +94,106 @@ fn every(period_ms: i64) -> Expression {
 
 /// Calendar fields: one expression, or two when both day fields restrict (either matches).
 fn calendar(source: &str, f: &CalendarFields) -> Result<Vec<Expression>, TranslateError> {
-    if f.modifiers {
-        return Err(TranslateError::Modifiers(source.to_string()));
-    }
-    let days = days(f).ok_or_else(|| TranslateError::BothDays(source.to_string()))?;
+    let (dom, dow) = (day_of_month(f), day_of_week(f));
+    let refusal = |field| TranslateError::Modifiers(source.to_string(), field);
+    let days = days(f, dom.clone(), dow.clone()).ok_or_else(|| match (dom, dow) {
+        (Days::Mixed, _) => refusal("day-of-month"),
+        (_, Days::Mixed) => refusal("day-of-week"),
+        _ => TranslateError::BothDays(source.to_string()),
+    })?;
     let minute = compact(&f.minutes, 0, 59, true);
     let hour = compact(&f.hours, 0, 23, true);
     let month = compact(&f.months, 1, 12, true);
-    let pair = days.len() > 1;
     Ok(days
         .into_iter()
-        .zip(['a', 'b'])
-        .map(|((dom, dow), part)| Expression {
-            part: pair.then_some(part),
+        .map(|(part, dom, dow)| Expression {
+            part,
             expression: format!("cron({minute} {hour} {dom} {month} {dow} *)"),
             timezone: f.zone.clone(),
         })
         .collect())
 }
 
-/// The (day-of-month, day-of-week) field pairs, following the Vixie cron rule that
+/// What one day field says: every day, some days (as EventBridge writes them), no day
+/// (`L` alone in the day-of-week field, which croner, and so local mode, ignores), or days
+/// EventBridge cannot say in one field (`L`, `W` or `#` beside other values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Days {
+    Every,
+    Only(String),
+    Never,
+    Mixed,
+}
+
+impl Days {
+    /// From a field's plain values (`full` when they are all of them) and its modifiers
+    /// as EventBridge writes them.
+    fn of(plain: String, full: bool, modifiers: Vec<String>) -> Self {
+        if full {
+            return Days::Every;
+        }
+        match (plain.is_empty(), modifiers.as_slice()) {
+            (true, []) => Days::Never,
+            (false, []) => Days::Only(plain),
+            (true, [one]) => Days::Only(one.clone()),
+            _ => Days::Mixed,
+        }
+    }
+}
+
+/// The day-of-month field: values, `L`, `LW` or `<day>W`.
+fn day_of_month(f: &CalendarFields) -> Days {
+    let mut modifiers: Vec<String> = f.nearest_weekdays.iter().map(|d| format!("{d}W")).collect();
+    if f.last_day_of_month {
+        modifiers.push("L".into());
+    }
+    if f.last_weekday_of_month {
+        modifiers.push("LW".into());
+    }
+    let plain = match f.days_of_month.as_slice() {
+        [] => String::new(),
+        days => compact(days, 1, 31, true),
+    };
+    Days::of(plain, f.days_of_month.len() == 31, modifiers)
+}
+
+/// The day-of-week field (1 = Sunday): values, `<weekday>#<n>` or `<weekday>L`.
+fn day_of_week(f: &CalendarFields) -> Days {
+    let nth = f.nth_weekdays.iter().map(|(d, n)| format!("{}#{n}", d + 1));
+    let last = f.last_weekdays.iter().map(|d| format!("{}L", d + 1));
+    let plain = match f.days_of_week.as_slice() {
+        [] => String::new(),
+        days => weekdays(days),
+    };
+    Days::of(plain, f.days_of_week.len() == 7, nth.chain(last).collect())
+}
+
+/// The (part, day-of-month, day-of-week) field pairs, following the Vixie cron rule that
 /// `qpost-core` applies: a `*` day field is ignored when the other restricts; two
 /// restricting fields match either (both with `+`). `None` when EventBridge cannot say it.
-fn days(f: &CalendarFields) -> Option<Vec<(String, String)>> {
-    let every_day = || vec![("*".to_string(), "?".to_string())];
-    let dom_full = f.days_of_month.len() == 31;
-    let dow_full = f.days_of_week.len() == 7;
-    let dom = || (compact(&f.days_of_month, 1, 31, true), "?".to_string());
-    let dow = || ("?".to_string(), weekdays(&f.days_of_week));
-    let only_dom = || if dom_full { every_day() } else { vec![dom()] };
-    let only_dow = || if dow_full { every_day() } else { vec![dow()] };
-    Some(match (f.any_day_of_month, f.any_day_of_week) {
-        (true, true) => every_day(),
-        (true, false) => only_dow(),
-        (false, true) => only_dom(),
-        (false, false) if !f.both_days && (dom_full || dow_full) => every_day(),
-        (false, false) if !f.both_days => vec![dom(), dow()],
-        (false, false) if dom_full => only_dow(),
-        (false, false) if dow_full => only_dom(),
-        (false, false) => return None,
+fn days(f: &CalendarFields, dom: Days, dow: Days) -> Option<Vec<(Part, String, String)>> {
+    let either = !f.both_days;
+    let both_restrict = !f.any_day_of_month && !f.any_day_of_week;
+    let any = "?".to_string();
+    let every_day = || vec![(Part::Whole, "*".to_string(), any.clone())];
+    let only_dom = |d: String| vec![(Part::Whole, d, any.clone())];
+    let only_dow = |d: String| vec![(Part::Whole, any.clone(), d)];
+    let dom = if f.any_day_of_month { Days::Every } else { dom };
+    let dow = if f.any_day_of_week { Days::Every } else { dow };
+    Some(match (dom, dow) {
+        (Days::Every, Days::Every) => every_day(),
+        // A `*` field is ignored; with `+`, a field matching every day changes nothing.
+        (Days::Every, Days::Only(d)) if f.any_day_of_month || f.both_days => only_dow(d),
+        (Days::Only(d), Days::Every) if f.any_day_of_week || f.both_days => only_dom(d),
+        // Either of two restricting fields: one matching every day matches every day.
+        (Days::Every, _) | (_, Days::Every) if either && both_restrict => every_day(),
+        (Days::Only(d), Days::Never) if either => only_dom(d),
+        (Days::Never, Days::Only(d)) if either => only_dow(d),
+        (Days::Only(dom), Days::Only(dow)) if either => vec![
+            (Part::DaysOfMonth, dom, any.clone()),
+            (Part::Weekdays, any.clone(), dow),
+        ],
+        _ => return None,
     })
 }
 
@@ -245,15 +320,15 @@ mod tests {
     #[test]
     fn both_day_fields_restricted_become_two_expressions() {
         let all = translate("0 9 1,15 * MON").unwrap();
-        let got: Vec<(Option<char>, &str)> = all
+        let got: Vec<(Part, &str)> = all
             .iter()
             .map(|e| (e.part, e.expression.as_str()))
             .collect();
         assert_eq!(
             got,
             [
-                (Some('a'), "cron(0 9 1,15 * ? *)"),
-                (Some('b'), "cron(0 9 ? * 2 *)")
+                (Part::DaysOfMonth, "cron(0 9 1,15 * ? *)"),
+                (Part::Weekdays, "cron(0 9 ? * 2 *)")
             ]
         );
     }
@@ -279,19 +354,85 @@ mod tests {
     }
 
     #[test]
+    fn l_w_and_hash_are_written_as_eventbridge_writes_them() {
+        let table = [
+            ("0 12 L * *", "cron(0 12 L * ? *)"),
+            ("0 12 LW * *", "cron(0 12 LW * ? *)"),
+            ("0 12 15W * *", "cron(0 12 15W * ? *)"),
+            ("0 12 1W 1-6 *", "cron(0 12 1W 1-6 ? *)"),
+            ("0 12 * * 5#2", "cron(0 12 ? * 6#2 *)"),
+            ("0 12 * * MON#1", "cron(0 12 ? * 2#1 *)"),
+            ("0 12 * * 0#5", "cron(0 12 ? * 1#5 *)"),
+            ("0 12 * * 7#5", "cron(0 12 ? * 1#5 *)"),
+            ("0 12 * * 5L", "cron(0 12 ? * 6L *)"),
+            ("0 12 * * 7L", "cron(0 12 ? * 1L *)"),
+            ("CRON_TZ=Europe/Berlin 30 8 L * *", "cron(30 8 L * ? *)"),
+            // `+` with a day field matching every day: the other field alone.
+            ("0 12 1-31 * +5#2", "cron(0 12 ? * 6#2 *)"),
+            ("0 12 L * +0-6", "cron(0 12 L * ? *)"),
+            // `L` alone in the day of week matches no day in croner (local mode): the
+            // day of month alone fires, as locally.
+            ("0 12 1 * L", "cron(0 12 1 * ? *)"),
+            // A field's plain values covering every day make its modifiers redundant,
+            // and, either field matching, the other field's too.
+            ("0 12 * * 0-6,5L", "cron(0 12 * * ? *)"),
+            ("0 12 1,L * 0-6", "cron(0 12 * * ? *)"),
+            ("0 12 1-31 * 1#1,3#3", "cron(0 12 * * ? *)"),
+        ];
+        for (unix, eventbridge) in table {
+            assert_eq!(one(unix), eventbridge, "{unix}");
+        }
+    }
+
+    #[test]
+    fn modifiers_in_both_day_fields_become_two_expressions() {
+        let got: Vec<(Part, String)> = translate("0 12 L * 1#1")
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.part, e.expression))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Part::DaysOfMonth, "cron(0 12 L * ? *)".to_string()),
+                (Part::Weekdays, "cron(0 12 ? * 2#1 *)".to_string())
+            ]
+        );
+        let pair = translate("0 12 15W * 5L").unwrap();
+        assert_eq!(pair[0].expression, "cron(0 12 15W * ? *)");
+        assert_eq!(pair[1].expression, "cron(0 12 ? * 6L *)");
+    }
+
+    #[test]
     fn what_eventbridge_cannot_express_is_refused_with_the_reason() {
-        assert!(matches!(
-            translate("0 0 L * *"),
-            Err(TranslateError::Modifiers(_))
-        ));
-        assert!(matches!(
-            translate("0 0 * * 5#2"),
-            Err(TranslateError::Modifiers(_))
-        ));
+        let combined = |cron: &str, field: &str| match translate(cron) {
+            Err(e @ TranslateError::Modifiers(_, f)) => {
+                assert_eq!(f, field, "{cron}");
+                assert!(e.to_string().contains("only alone"), "{e}");
+            }
+            other => panic!("{cron}: {other:?}"),
+        };
+        combined("0 0 1,L * *", "day-of-month");
+        combined("0 0 L,15W * *", "day-of-month");
+        combined("0 0 1W,15W * *", "day-of-month");
+        combined("0 0 10,15W * *", "day-of-month");
+        combined("0 0 * * 1#1,3#3", "day-of-week");
+        combined("0 0 * * 1L,5L", "day-of-week");
+        combined("0 0 * * 1,5L", "day-of-week");
+        combined("0 0 * * 1#1,5L", "day-of-week");
+        combined("0 0 1-31 * +1#1,3#3", "day-of-week");
+        combined("0 0 1,L * +0-6", "day-of-month");
+        combined("0 0 1,L * 1", "day-of-month");
         assert!(matches!(
             translate("0 0 13 * +5"),
             Err(TranslateError::BothDays(_))
         ));
+        assert!(matches!(
+            translate("0 0 L * +5L"),
+            Err(TranslateError::BothDays(_))
+        ));
+        let e = translate("0 0 13 * +5").unwrap_err().to_string();
+        assert!(e.contains("cannot express"), "{e}");
         assert!(matches!(
             translate("61 * * * *"),
             Err(TranslateError::Cron(_))

@@ -1,14 +1,17 @@
 //! DLQ entries: sharded by id, sorted by the id's (time, sequence), so listing in DLQ-id
 //! order with a cursor is a merge of shard queries. Expired entries are invisible at
-//! once; DynamoDB's TTL deletes them later, `purge_dlq` on demand.
+//! once; DynamoDB's TTL deletes them later, `purge_dlq` on demand. Bodies an entry keeps in
+//! S3 are fetched for the entries returned (after filtering and paging), and deleted after
+//! the entry (TTL's deletes leave them to the bucket's `dlq/` lifecycle rule).
 
 use async_trait::async_trait;
+use futures_util::future::try_join;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use qpost_core::filter::DlqFilter;
 use qpost_core::message::DlqEntry;
 use qpost_core::ports::{DlqStore, Page};
 
-use super::item::{dlq_from_item, n, str_attr};
+use super::item::{Item, Refs, dlq_from_item, n, str_attr};
 use super::keys::{self, DLQ_SHARDS, Key, PK, SK};
 use super::listing::Listing;
 use super::tx::Expr;
@@ -16,6 +19,8 @@ use super::{CONCURRENCY, DynamoStore};
 use crate::error::AwsError;
 
 const EXPIRED: &str = "#expires <= :now";
+/// What `purge_dlq` reads of an expired entry: its key and the objects it names.
+const KEY_AND_REFS: &str = "#pk, #sk, #body_ref, #response_ref";
 
 #[async_trait]
 impl DlqStore for DynamoStore {
@@ -23,9 +28,14 @@ impl DlqStore for DynamoStore {
         let Some(key) = keys::dlq(dlq_id) else {
             return Ok(None);
         };
-        let item = self.get_item(&key, None).await?;
-        let entry = item.as_ref().map(dlq_from_item).transpose()?;
-        Ok(entry.filter(|e| e.expires_at > now))
+        let Some(item) = self.get_item(&key, None).await? else {
+            return Ok(None);
+        };
+        let entry = dlq_from_item(&item)?;
+        if entry.expires_at <= now {
+            return Ok(None);
+        }
+        Ok(self.with_bodies(entry, Refs::of(&item)).await?)
     }
 
     async fn list_dlq(
@@ -42,22 +52,24 @@ impl DlqStore for DynamoStore {
                     qpost_core::Error::bad_request(format!("invalid cursor {c:?}"))
                 })?),
             };
-        let keep = |e: DlqEntry| (e.expires_at > now && filter.matches(&e)).then_some(e);
-        let mut items = if filter.dlq_ids.is_empty() {
-            self.list(&in_id_order(after), count.saturating_add(1), |item| {
-                Ok(keep(dlq_from_item(item)?))
-            })
-            .await?
+        let keep = |item: &Item| -> Result<Option<(DlqEntry, Refs)>, AwsError> {
+            let e = dlq_from_item(item)?;
+            Ok((e.expires_at > now && filter.matches(&e)).then(|| (e, Refs::of(item))))
+        };
+        let mut found = if filter.dlq_ids.is_empty() {
+            self.list(&in_id_order(after), count.saturating_add(1), keep)
+                .await?
         } else {
             self.dlq_by_ids(&filter.dlq_ids, after.as_deref(), keep)
                 .await?
         };
         // One more than asked was read: its presence is what a cursor promises.
-        let more = items.len() > count;
-        items.truncate(count);
+        let more = found.len() > count;
+        found.truncate(count);
         let cursor = more
-            .then(|| items.last().map(|e| e.dlq_id.clone()))
+            .then(|| found.last().map(|(e, _)| e.dlq_id.clone()))
             .flatten();
+        let items = self.all_with_bodies(found).await?;
         Ok(Page { items, cursor })
     }
 
@@ -68,20 +80,24 @@ impl DlqStore for DynamoStore {
 
     async fn purge_dlq(&self, now: i64) -> qpost_core::Result<u64> {
         let listing = Listing {
-            projection: Some("#pk, #sk"),
+            projection: Some(KEY_AND_REFS),
             filter: Some(Expr::new(EXPIRED).value(":now", n(now))),
             ..in_id_order(None)
         };
         let expired = self
             .list(&listing, usize::MAX, |item| {
-                Ok(Some(Key {
+                let key = Key {
                     pk: str_attr(item, PK)?.to_string(),
                     sk: str_attr(item, SK)?.to_string(),
-                }))
+                };
+                Ok(Some((key, Refs::of(item))))
             })
             .await?;
         let n = expired.len() as u64;
-        self.batch_delete(expired).await?;
+        let (keys, refs): (Vec<Key>, Vec<Refs>) = expired.into_iter().unzip();
+        self.batch_delete(keys).await?;
+        let objects = refs.into_iter().flat_map(Refs::keys).collect();
+        self.bodies.delete(objects).await;
         Ok(n)
     }
 }
@@ -106,8 +122,8 @@ impl DynamoStore {
         &self,
         ids: &[String],
         after: Option<&str>,
-        keep: impl Fn(DlqEntry) -> Option<DlqEntry> + Send + Sync,
-    ) -> Result<Vec<DlqEntry>, AwsError> {
+        keep: impl Fn(&Item) -> Result<Option<(DlqEntry, Refs)>, AwsError> + Send + Sync,
+    ) -> Result<Vec<(DlqEntry, Refs)>, AwsError> {
         let mut keys: Vec<Key> = ids
             .iter()
             .filter_map(|id| keys::dlq(id))
@@ -122,8 +138,49 @@ impl DynamoStore {
             .await?;
         let mut out = Vec::new();
         for item in found.iter().flatten() {
-            out.extend(keep(dlq_from_item(item)?));
+            out.extend(keep(item)?);
         }
         Ok(out)
+    }
+
+    /// Entries with the bodies they keep in S3; entries deleted meanwhile are left out.
+    async fn all_with_bodies(
+        &self,
+        found: Vec<(DlqEntry, Refs)>,
+    ) -> Result<Vec<DlqEntry>, AwsError> {
+        let loaded: Vec<Option<DlqEntry>> = stream::iter(found)
+            .map(|(entry, refs)| self.with_bodies(entry, refs))
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(loaded.into_iter().flatten().collect())
+    }
+
+    /// `entry` with the bodies `refs` names fetched (both at once); `None` when the entry
+    /// was deleted meanwhile.
+    async fn with_bodies(
+        &self,
+        mut entry: DlqEntry,
+        refs: Refs,
+    ) -> Result<Option<DlqEntry>, AwsError> {
+        if refs.is_empty() {
+            return Ok(Some(entry));
+        }
+        let key = keys::dlq(&entry.dlq_id)
+            .ok_or_else(|| AwsError::Corrupt(format!("{:?} is not a DLQ id", entry.dlq_id)))?;
+        let (body, response) = try_join(
+            self.redeem_or_keep(&key, refs.body, std::mem::take(&mut entry.message.body)),
+            self.redeem_or_keep(
+                &key,
+                refs.response,
+                std::mem::take(&mut entry.response_body),
+            ),
+        )
+        .await?;
+        let (Some(body), Some(response)) = (body, response) else {
+            return Ok(None);
+        };
+        (entry.message.body, entry.response_body) = (body, response);
+        Ok(Some(entry))
     }
 }

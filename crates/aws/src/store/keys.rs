@@ -128,6 +128,14 @@ pub fn dedup(key: &str) -> Key {
     Key::new(pk, "DEDUP")
 }
 
+pub const FLOW_SHARDS: &str = "FLOW";
+
+/// A flow-control key's item: shard by the key's name, sorted by name, so every acquire
+/// of one key hits one item and the keys list with one query per shard.
+pub fn flow(name: &str) -> Key {
+    Key::new(shard_partition(FLOW_SHARDS, shard_of(name)), name)
+}
+
 pub fn signing_keys() -> Key {
     Key::new("KEYS", "KEYS")
 }

@@ -1,6 +1,7 @@
 //! Messages: insert (message, deduplication key, DLQ-retry consumption and CREATED events
-//! in one transaction per message), transitions, removal, and the `find` and `wakeups`
-//! listings read through the `by_created` index.
+//! in one transaction per message, after the bodies over the claim check's threshold are
+//! written to S3), reads (redeeming such bodies), removal, and the `find` and `wakeups`
+//! listings read through the `by_created` index. Transitions are in [`super::transition`].
 
 use std::collections::HashMap;
 
@@ -9,10 +10,11 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use qpost_core::filter::MessageFilter;
 use qpost_core::ids::MessageId;
 use qpost_core::message::Message;
-use qpost_core::ports::{Change, Inserted, MessageStore, NewMessage, Transition, Wakeup};
+use qpost_core::ports::{Inserted, MessageStore, NewMessage, Transition, Wakeup};
 
+use super::bodies::Upload;
 use super::item::{
-    EXPIRES, MESSAGE_ID, dedup_item, dlq_item, event_item, message_from_item, message_item, n,
+    EXPIRES, Item, MESSAGE_ID, Refs, dedup_item, event_item, message_from_item, message_item, n,
     num_attr, str_attr,
 };
 use super::keys::{self, BY_CREATED, GSI1_PK, GSI1_SK, MESSAGE_SHARDS};
@@ -23,10 +25,9 @@ use crate::error::AwsError;
 
 /// A deduplication key may be (re)written when absent or expired at the message's creation.
 const DEDUP_FREE: &str = "attribute_not_exists(#pk) OR #expires <= :now";
-/// A retry applies to a stored message that has not counted this retry yet, so a
-/// redelivered or stale record never moves the count back.
-const RETRY_WHEN: &str = "attribute_exists(#pk) AND #retried < :r";
-const RETRY_SET: &str = "SET #due = :due, #retried = :r";
+/// A DLQ retry's first try expects an entry naming no S3 object; one that names some is
+/// refused with its item, and the retry runs again knowing which objects to delete after.
+const ENTRY_NAMING_NONE: &str = "attribute_exists(#pk) AND attribute_not_exists(#body_ref) AND attribute_not_exists(#response_ref)";
 /// What `find` by id and `find` through the index read of a message.
 const META_ONLY: &str = "#meta, #due, #retried";
 
@@ -37,7 +38,7 @@ impl MessageStore for DynamoStore {
         // with one oversized message changes nothing.
         let prepared = batch
             .iter()
-            .map(|new| self.insert_tx(new))
+            .map(|new| self.insert_tx(new, false))
             .collect::<Result<Vec<_>, _>>()?;
         let (batch, prepared) = (&batch, &prepared);
         let done: Vec<Vec<(usize, Inserted)>> = stream::iter(chains(batch))
@@ -59,31 +60,14 @@ impl MessageStore for DynamoStore {
     }
 
     async fn get(&self, id: &MessageId) -> qpost_core::Result<Option<Message>> {
-        let item = self.get_item(&keys::message(id), None).await?;
-        Ok(item.as_ref().map(message_from_item).transpose()?)
+        let Some(item) = self.get_item(&keys::message(id), None).await? else {
+            return Ok(None);
+        };
+        Ok(self.message_with_body(&item).await?)
     }
 
     async fn apply(&self, transition: Transition) -> qpost_core::Result<()> {
-        let mut tx = self.transition_tx(&transition)?;
-        let mut outcome = self.commit(&tx).await?;
-        if outcome.refused(Role::Message) {
-            // Gone (cancelled, or a redelivered record already applied): the message and its
-            // DLQ entry are left alone; spawned messages and events are still stored.
-            tx.drop_roles(&[Role::Message, Role::DlqEntry]);
-            if tx.is_empty() {
-                return Ok(());
-            }
-            outcome = self.commit(&tx).await?;
-        }
-        match outcome {
-            Outcome::Committed => Ok(()),
-            Outcome::Refused(refused) => Err(AwsError::Cancelled(format!(
-                "transition of {} refused by {:?} (an id already taken)",
-                transition.message_id,
-                refused.iter().map(|(role, _)| *role).collect::<Vec<_>>()
-            ))
-            .into()),
-        }
+        Ok(self.apply_transition(&transition).await?)
     }
 
     async fn remove(&self, ids: &[MessageId]) -> qpost_core::Result<u64> {
@@ -119,6 +103,12 @@ impl MessageStore for DynamoStore {
     }
 }
 
+/// The writes of one insert: its transaction and the objects to write before it.
+struct Prepared<'a> {
+    tx: Tx,
+    uploads: Vec<Upload<'a>>,
+}
+
 /// Every message, oldest first, through the `by_created` index (metadata only).
 fn by_created() -> Listing {
     Listing {
@@ -134,16 +124,32 @@ fn by_created() -> Listing {
 }
 
 impl DynamoStore {
-    /// The transaction inserting `new`; `None` when it retries a DLQ id that cannot exist.
-    fn insert_tx(&self, new: &NewMessage) -> Result<Option<Tx>, AwsError> {
+    /// A message read in full: a body kept in S3 is fetched (and its object noted for the
+    /// transition that will remove it). `None` when the message was deleted meanwhile.
+    async fn message_with_body(&self, item: &Item) -> Result<Option<Message>, AwsError> {
+        let mut m = message_from_item(item)?;
+        let Some(object) = Refs::of(item).body else {
+            return Ok(Some(m));
+        };
+        self.seen.note(&m.id, &object);
+        match self.redeem(&keys::message(&m.id), &object).await? {
+            Some(body) => m.body = body,
+            None => return Ok(None),
+        }
+        Ok(Some(m))
+    }
+
+    /// The writes inserting `new`; `None` when it retries a DLQ id that cannot exist.
+    /// `entry_known`: the DLQ entry it retries was seen naming objects (second try).
+    fn insert_tx<'a>(
+        &self,
+        new: &'a NewMessage,
+        entry_known: bool,
+    ) -> Result<Option<Prepared<'a>>, AwsError> {
         let m = &new.message;
         let mut tx = Tx::new(self.table());
-        tx.put(
-            Role::Message,
-            message_item(m)?,
-            Some(Expr::new(ABSENT)),
-            false,
-        )?;
+        let built = message_item(m)?;
+        tx.put(Role::Message, built.item, Some(Expr::new(ABSENT)), false)?;
         if let Some(d) = &new.dedup {
             let free = Expr::new(DEDUP_FREE).value(":now", n(m.created_at));
             tx.put(Role::Dedup, dedup_item(d, &m.id), Some(free), true)?;
@@ -152,7 +158,13 @@ impl DynamoStore {
             let Some(key) = keys::dlq(dlq_id) else {
                 return Ok(None);
             };
-            tx.delete(Role::FromDlq, &key, Some(Expr::new(PRESENT)))?;
+            match entry_known {
+                true => tx.delete(Role::FromDlq, &key, Some(Expr::new(PRESENT)))?,
+                false => {
+                    let naming_none = Some(Expr::new(ENTRY_NAMING_NONE));
+                    tx.delete_or_show(Role::FromDlq, &key, naming_none, true)?
+                }
+            }
         }
         for (i, e) in new.events.iter().enumerate() {
             tx.put(
@@ -162,14 +174,56 @@ impl DynamoStore {
                 false,
             )?;
         }
-        Ok(Some(tx))
+        Ok(Some(Prepared {
+            tx,
+            uploads: built.uploads,
+        }))
     }
 
-    async fn insert_one(&self, new: &NewMessage, tx: Option<&Tx>) -> Result<Inserted, AwsError> {
-        let Some(tx) = tx else {
+    /// Writes the message's objects, then its transaction. Objects of a message that was not
+    /// stored (a duplicate, a missing DLQ entry) are deleted again; the objects of the DLQ
+    /// entry a retry consumed are deleted once it is gone.
+    async fn insert_one(
+        &self,
+        new: &NewMessage,
+        prepared: Option<&Prepared<'_>>,
+    ) -> Result<Inserted, AwsError> {
+        let Some(prepared) = prepared else {
             return Ok(Inserted::DlqEntryMissing);
         };
+        self.bodies.put(&prepared.uploads).await?;
+        let (outcome, freed) = self.commit_insert(new, &prepared.tx).await?;
+        let inserted = self.inserted(new, outcome).await?;
+        let unused = prepared.uploads.iter().map(|u| u.key.clone()).collect();
+        match inserted {
+            Inserted::Created => self.bodies.delete(freed).await,
+            _ => self.bodies.delete(unused).await,
+        }
+        Ok(inserted)
+    }
+
+    /// Commits an insert. A DLQ retry whose entry names objects is refused the first time,
+    /// with the entry in the refusal: it runs again knowing them, and returns them to delete
+    /// once committed. Entries never change, so two tries are enough.
+    async fn commit_insert(
+        &self,
+        new: &NewMessage,
+        tx: &Tx,
+    ) -> Result<(Outcome, Vec<String>), AwsError> {
         let outcome = self.commit(tx).await?;
+        let refs = outcome.found(Role::FromDlq).map(Refs::of);
+        let objects = match refs {
+            Some(refs) if !refs.is_empty() && !outcome.refused(Role::Dedup) => refs.keys(),
+            _ => return Ok((outcome, Vec::new())),
+        };
+        let Some(again) = self.insert_tx(new, true)? else {
+            return Ok((outcome, Vec::new()));
+        };
+        Ok((self.commit(&again.tx).await?, objects))
+    }
+
+    /// What an insert's outcome means for the caller.
+    async fn inserted(&self, new: &NewMessage, outcome: Outcome) -> Result<Inserted, AwsError> {
         if outcome.refused(Role::Dedup) {
             let original = match outcome.found(Role::Dedup) {
                 Some(item) => MessageId::from_string(str_attr(item, MESSAGE_ID)?.to_string()),
@@ -204,58 +258,6 @@ impl DynamoStore {
         Ok(MessageId::from_string(
             str_attr(&item, MESSAGE_ID)?.to_string(),
         ))
-    }
-
-    /// The transaction of one transition: the change to the message, spawned messages and
-    /// events. Conditions make it idempotent per message: a DeadLetter deletes the message
-    /// only when it exists and writes the DLQ entry only with that delete.
-    fn transition_tx(&self, t: &Transition) -> Result<Tx, AwsError> {
-        let key = keys::message(&t.message_id);
-        let mut tx = Tx::new(self.table());
-        match &t.change {
-            Change::Remove => tx.delete(Role::Message, &key, None)?,
-            Change::Retry {
-                retried,
-                not_before,
-            } => {
-                let r = n(i64::from(*retried));
-                let set = Expr::new(RETRY_SET)
-                    .value(":due", n(*not_before))
-                    .value(":r", r.clone());
-                tx.update(
-                    Role::Message,
-                    &key,
-                    set,
-                    Expr::new(RETRY_WHEN).value(":r", r),
-                )?;
-            }
-            Change::DeadLetter(entry) => {
-                tx.delete(Role::Message, &key, Some(Expr::new(PRESENT)))?;
-                tx.put(
-                    Role::DlqEntry,
-                    dlq_item(entry)?,
-                    Some(Expr::new(ABSENT)),
-                    false,
-                )?;
-            }
-        }
-        for m in &t.spawned {
-            tx.put(
-                Role::Spawned,
-                message_item(m)?,
-                Some(Expr::new(ABSENT)),
-                false,
-            )?;
-        }
-        for (i, e) in t.events.iter().enumerate() {
-            tx.put(
-                Role::Event,
-                event_item(e, i, self.event_retention)?,
-                None,
-                false,
-            )?;
-        }
-        Ok(tx)
     }
 
     /// `find` with message ids: strongly consistent reads of those ids, no index.

@@ -1,29 +1,35 @@
 //! The DynamoDB store: every state port of qpost-core on one table (single-table design).
 //!
 //! The key schema lives in [`keys`], item encoding in [`item`], transactions in [`tx`],
-//! sharded listings in [`listing`]; each port has its own module. Reads that must see the
+//! sharded listings in [`listing`], bodies too large for an item in S3 in [`bodies`] (the
+//! claim check); each port has its own module. Reads that must see the
 //! latest write (get by id, the DLQ, keys, documents) are strongly consistent; listings
 //! through the `by_created` index are eventually consistent (see the README).
 
+pub mod bodies;
 mod dlq;
 mod docs;
 mod events;
+pub mod flow;
 pub mod item;
 pub mod keys;
 mod keystore;
 mod listing;
 mod messages;
+mod transition;
 mod tx;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnValue, WriteRequest};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::error::AwsError;
-use item::{Item, key_item};
+use bodies::Bodies;
+use item::{Item, Refs, key_item};
 use keys::Key;
 use tx::{PRESENT, names};
 
@@ -34,20 +40,27 @@ const BATCH_WRITE: usize = 25;
 /// Rounds of resending what a batch write left unprocessed (throttling).
 const BATCH_ROUNDS: u32 = 8;
 
-/// The AWS store: one DynamoDB table holding every kind of state.
+/// The AWS store: one DynamoDB table holding every kind of state, and an S3 bucket holding
+/// the bodies too large for an item.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    bodies: Bodies,
+    /// Objects named by messages this process read (a hint for their removal).
+    seen: Arc<transition::Seen>,
     event_retention: Duration,
 }
 
 impl DynamoStore {
-    /// A store on `table`; log events expire after the default 7 days.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// A store on `table`, with large bodies in `bodies`; log events expire after the
+    /// default 7 days.
+    pub fn new(client: Client, table: impl Into<String>, bodies: Bodies) -> Self {
         Self {
             client,
             table: table.into(),
+            bodies,
+            seen: Arc::default(),
             event_retention: qpost_core::config::Limits::default().event_retention,
         }
     }
@@ -84,6 +97,19 @@ impl DynamoStore {
 
     /// Deletes the item at `key`; returns whether it existed.
     async fn delete_present(&self, key: &Key) -> Result<bool, AwsError> {
+        Ok(self
+            .delete_returning(key, ReturnValue::None)
+            .await?
+            .is_some())
+    }
+
+    /// Deletes the item at `key` when it exists; returns its attributes as `returned` asks
+    /// (an empty item for `ReturnValue::None`), `None` when it did not exist.
+    async fn delete_returning(
+        &self,
+        key: &Key,
+        returned: ReturnValue,
+    ) -> Result<Option<Item>, AwsError> {
         let sent = self
             .client
             .delete_item()
@@ -91,30 +117,69 @@ impl DynamoStore {
             .set_key(Some(key_item(key)))
             .condition_expression(PRESENT)
             .set_expression_attribute_names(names(&[PRESENT]))
+            .return_values(returned)
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(true),
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
             Err(e)
                 if matches!(
                     e.as_service_error(),
                     Some(DeleteItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(AwsError::sdk("DeleteItem", e)),
         }
     }
 
-    /// Deletes every key that exists; returns how many did.
+    /// Deletes every key that exists, then the objects their items named; returns how many
+    /// existed. (DeleteItem returns the old item at no extra cost: no read before.)
     async fn delete_each(&self, keys: Vec<Key>) -> Result<u64, AwsError> {
-        let found: Vec<bool> = stream::iter(keys)
-            .map(|k| async move { self.delete_present(&k).await })
+        let found: Vec<Option<Item>> = stream::iter(keys)
+            .map(|k| async move { self.delete_returning(&k, ReturnValue::AllOld).await })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
-        Ok(found.into_iter().filter(|f| *f).count() as u64)
+        let existed = found.iter().flatten().count() as u64;
+        let objects = found.iter().flatten().flat_map(|i| Refs::of(i).keys());
+        self.bodies.delete(objects.collect()).await;
+        Ok(existed)
+    }
+
+    /// The body in `object` when the item names one (see [`Self::redeem`]), else `inline`.
+    async fn redeem_or_keep(
+        &self,
+        key: &Key,
+        object: Option<String>,
+        inline: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, AwsError> {
+        match object {
+            Some(object) => self.redeem(key, &object).await,
+            None => Ok(Some(inline)),
+        }
+    }
+
+    /// The body held in the object `object` of the item at `key`; `None` when the object is
+    /// gone because the item was deleted meanwhile. When the object cannot be read (missing,
+    /// or refused: without `s3:ListBucket`, S3 answers 403 for a missing key), a consistent
+    /// read of the item tells a deletion from a failure.
+    async fn redeem(&self, key: &Key, object: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        let fetched = self.bodies.get(object).await;
+        if let Ok(Some(body)) = fetched {
+            return Ok(Some(body));
+        }
+        if self.get_item(key, Some("#pk")).await?.is_none() {
+            return Ok(None);
+        }
+        match fetched {
+            Err(e) => Err(e),
+            Ok(_) => Err(AwsError::Corrupt(format!(
+                "{}/{} names the body object {object}, which is missing",
+                key.pk, key.sk
+            ))),
+        }
     }
 
     /// Deletes `keys` in batches, without knowing whether they existed.

@@ -167,6 +167,18 @@ impl Tx {
         key: &Key,
         condition: Option<Expr>,
     ) -> Result<(), AwsError> {
+        self.delete_or_show(role, key, condition, false)
+    }
+
+    /// Deletes the item at `key` under `condition`; `return_old` asks a refusal to carry the
+    /// item that refused (how a removal learns which objects an item names).
+    pub fn delete_or_show(
+        &mut self,
+        role: Role,
+        key: &Key,
+        condition: Option<Expr>,
+        return_old: bool,
+    ) -> Result<(), AwsError> {
         let cond = condition.as_ref();
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -174,6 +186,9 @@ impl Tx {
             .set_condition_expression(cond.map(|c| c.text.to_string()))
             .set_expression_attribute_names(cond.and_then(|c| names(&[c.text])))
             .set_expression_attribute_values(values(cond))
+            .set_return_values_on_condition_check_failure(
+                return_old.then_some(ReturnValuesOnConditionCheckFailure::AllOld),
+            )
             .build()
             .map_err(|e| AwsError::Build("Delete", e))?;
         self.push(role, TransactWriteItem::builder().delete(delete).build());

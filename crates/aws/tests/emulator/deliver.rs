@@ -150,7 +150,7 @@ async fn a_retry_due_in_more_than_twelve_hours_becomes_a_one_time_schedule() {
     let schedule = scheduler_client(&backend)
         .await
         .get_schedule()
-        .group_name(&backend.config.schedule_group)
+        .group_name(&backend.config.secondary_schedule_group)
         .name(&name)
         .send()
         .await

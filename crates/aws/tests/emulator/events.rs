@@ -72,7 +72,8 @@ fn queue_of(record: &aws_lambda_events::sqs::SqsMessage) -> &str {
 }
 
 /// Every sample, each read by one test below.
-const SAMPLES: [&str; 6] = [
+const SAMPLES: [&str; 7] = [
+    "deliver-ordered.json",
     "deliver.json",
     "dlq-list.json",
     "failure-callback.json",
@@ -145,6 +146,18 @@ fn the_deliver_sample_is_a_wakeup_from_the_delivery_queue() {
         panic!("expected a wake-up, got {body:?}");
     };
     assert!(id.as_str().starts_with("msg_"));
+}
+
+#[test]
+fn the_ordered_deliver_sample_is_a_wakeup_in_a_queues_message_group() {
+    let (record, body) = sqs_record("deliver-ordered.json");
+    assert!(queue_of(&record).contains("OrderedQueue"));
+    assert!(queue_of(&record).ends_with(".fifo"));
+    assert_eq!(record.attributes["MessageGroupId"], "orders#1");
+    let QueueBody::Wakeup(id) = body else {
+        panic!("expected a wake-up, got {body:?}");
+    };
+    assert_eq!(record.attributes["MessageDeduplicationId"], id.as_str());
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! handlers invoked with constructed events. `scripts/test` starts moto and
 //! exports `AWS_ENDPOINT_URL`; without it these tests fail, they never skip.
 
+mod claims;
 mod deliver;
 mod dispatch;
 mod e2e;
 mod events;
+mod flow;
 mod lambda_support;
 mod poison;
 mod scheduler;

@@ -1,6 +1,9 @@
 //! The benchmark scenarios and what they share: the receiver, the ceiling measured at
-//! the start of the run, and helpers to start qpost and wait for deliveries.
+//! the start of the run, helpers to start qpost and wait for deliveries, and the AWS
+//! emulator of the AWS-mode scenarios (started once, when one of them runs first).
 
+mod aws_cost;
+mod aws_init;
 mod ceiling;
 mod cron;
 mod delayed;
@@ -16,6 +19,7 @@ use http::StatusCode;
 
 use crate::body::BodyTemplate;
 use crate::cli::{Args, ScenarioName};
+use crate::emulator::{Emulator, Unavailable};
 use crate::load::{LoadSpec, Pace, Target};
 use crate::receiver::Receiver;
 use crate::report::Outcome;
@@ -24,17 +28,19 @@ use crate::server::{Qpost, Scratch};
 /// How long deliveries may stop arriving before a wait gives up.
 const STALL: Duration = Duration::from_secs(30);
 /// How long a fresh qpost may take to answer its first request.
-const START_LIMIT: Duration = Duration::from_secs(30);
+pub const START_LIMIT: Duration = Duration::from_secs(30);
 /// How often a wait looks at the receiver.
-const POLL: Duration = Duration::from_millis(20);
+pub const POLL: Duration = Duration::from_millis(20);
 
 /// What every scenario is given.
 pub struct Ctx {
     pub args: Args,
     pub receiver: Receiver,
     qpost_bin: PathBuf,
-    /// Direct requests per second of the generator against the receiver.
+    /// Direct requests per second of the generator against the receiver (0 when only
+    /// AWS-mode scenarios run).
     pub ceiling: f64,
+    emulator: tokio::sync::OnceCell<Emulator>,
 }
 
 impl Ctx {
@@ -63,6 +69,14 @@ impl Ctx {
         }
     }
 
+    /// The AWS emulator, started on first use.
+    pub async fn emulator(&self) -> anyhow::Result<&Emulator> {
+        let root = self.args.root();
+        self.emulator
+            .get_or_try_init(|| Emulator::start(&root))
+            .await
+    }
+
     /// Waits until the receiver counted `goal` deliveries, giving up after [`STALL`]
     /// without progress or the run's time limit; true when the goal was reached.
     pub async fn wait_delivered(&self, goal: u64) -> bool {
@@ -89,12 +103,13 @@ pub fn not_available(status: StatusCode) -> bool {
     status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED
 }
 
-/// Starts the receiver, measures the ceiling, then runs every scenario asked for,
-/// printing each one's JSON line as it finishes.
+/// Starts the receiver, measures the ceiling (when a local-mode scenario runs), then runs
+/// every scenario asked for, printing each one's JSON line as it finishes.
 pub async fn run_all(args: Args) -> anyhow::Result<Vec<Outcome>> {
     let qpost_bin = args.qpost_bin()?;
+    let local = args.wants_local();
     anyhow::ensure!(
-        qpost_bin.is_file(),
+        !local || qpost_bin.is_file(),
         "no qpost binary at {} (build it with cargo build --release)",
         qpost_bin.display()
     );
@@ -109,11 +124,14 @@ pub async fn run_all(args: Args) -> anyhow::Result<Vec<Outcome>> {
         receiver,
         qpost_bin,
         ceiling: 0.0,
+        emulator: tokio::sync::OnceCell::new(),
     };
     let mut outcomes = Vec::new();
-    let (ceiling, outcome) = ceiling::run(&ctx).await?;
-    ctx.ceiling = ceiling;
-    emit(&mut outcomes, outcome);
+    if local {
+        let (ceiling, outcome) = ceiling::run(&ctx).await?;
+        ctx.ceiling = ceiling;
+        emit(&mut outcomes, outcome);
+    }
     for name in ORDER {
         if ctx.args.wants(name)
             || (name == ScenarioName::E2e && ctx.args.wants(ScenarioName::Memory))
@@ -127,7 +145,7 @@ pub async fn run_all(args: Args) -> anyhow::Result<Vec<Outcome>> {
 }
 
 /// The order scenarios run in (`memory` is measured by `e2e`).
-const ORDER: [ScenarioName; 7] = [
+const ORDER: [ScenarioName; 9] = [
     ScenarioName::Publish,
     ScenarioName::E2e,
     ScenarioName::Latency,
@@ -135,6 +153,8 @@ const ORDER: [ScenarioName; 7] = [
     ScenarioName::Fanout,
     ScenarioName::Cron,
     ScenarioName::Delayed,
+    ScenarioName::AwsCost,
+    ScenarioName::AwsInit,
 ];
 
 async fn run_one(ctx: &Ctx, name: ScenarioName) -> Vec<Outcome> {
@@ -149,9 +169,29 @@ async fn run_one(ctx: &Ctx, name: ScenarioName) -> Vec<Outcome> {
         ScenarioName::Fanout => fanout::run(ctx).await.map(|o| vec![o]),
         ScenarioName::Cron => cron::run(ctx).await.map(|o| vec![o]),
         ScenarioName::Delayed => delayed::run(ctx).await.map(|o| vec![o]),
-        ScenarioName::All | ScenarioName::Memory => Ok(Vec::new()),
+        ScenarioName::AwsCost | ScenarioName::AwsInit => run_aws(ctx, name, label).await,
+        ScenarioName::All | ScenarioName::Memory | ScenarioName::Aws => Ok(Vec::new()),
     };
     result.unwrap_or_else(|e| vec![Outcome::failed(label, &e)])
+}
+
+/// An AWS-mode scenario, skipped when there is no emulator to run against.
+async fn run_aws(
+    ctx: &Ctx,
+    name: ScenarioName,
+    label: &'static str,
+) -> anyhow::Result<Vec<Outcome>> {
+    if let Err(e) = ctx.emulator().await {
+        return match e.downcast_ref::<Unavailable>() {
+            Some(why) => Ok(vec![Outcome::skipped(label, &why.to_string())]),
+            None => Err(e),
+        };
+    }
+    let outcome = match name {
+        ScenarioName::AwsCost => aws_cost::run(ctx).await?,
+        _ => aws_init::run(ctx).await?,
+    };
+    Ok(vec![outcome])
 }
 
 fn scenario_label(name: ScenarioName) -> &'static str {
@@ -165,6 +205,9 @@ fn scenario_label(name: ScenarioName) -> &'static str {
         ScenarioName::Retry => "retry",
         ScenarioName::Fanout => "fanout",
         ScenarioName::Cron => "cron",
+        ScenarioName::Aws => "aws",
+        ScenarioName::AwsCost => "aws-cost",
+        ScenarioName::AwsInit => "aws-init",
     }
 }
 

@@ -11,7 +11,7 @@ use super::{CronExpr, When};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CronShape {
     /// Calendar fields on the wall clock of a zone.
-    Calendar(CalendarFields),
+    Calendar(Box<CalendarFields>),
     /// `@every`: a fixed period in whole minutes, counted from the Unix epoch.
     Every { period_ms: i64 },
 }
@@ -35,9 +35,28 @@ pub struct CalendarFields {
     /// day-of-week field) instead of either (the Vixie cron rule, the default).
     pub both_days: bool,
     /// A field uses `L`, `W` or `#`, whose matches depend on the month and are not in the
-    /// sets above.
+    /// sets above; the fields below say which.
     pub modifiers: bool,
+    /// `L` in the day-of-month field: the last day of the month.
+    pub last_day_of_month: bool,
+    /// `LW` in the day-of-month field: the last weekday (Monday to Friday) of the month.
+    pub last_weekday_of_month: bool,
+    /// `<day>W` in the day-of-month field: the weekday nearest that day, within its month
+    /// (a Saturday 1st moves to Monday the 3rd, a Sunday last day to the Friday before).
+    pub nearest_weekdays: Vec<u8>,
+    /// `<weekday>#<n>` in the day-of-week field: the nth such weekday of the month, n in
+    /// 1..=5, as (weekday, n) with 0 = Sunday.
+    pub nth_weekdays: Vec<(u8, u8)>,
+    /// `<weekday>L` in the day-of-week field: the last such weekday of the month.
+    pub last_weekdays: Vec<u8>,
 }
+
+/// croner's bits for the modifiers (`croner::component`, private there): the nth
+/// occurrence of a weekday (bit n), the last one, the nearest weekday. The tests below
+/// fail if a croner release moves them.
+const NTH_BITS: [u8; 5] = [1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5];
+const LAST_BIT: u8 = 1 << 6;
+const NEAREST_WEEKDAY_BIT: u8 = 1 << 7;
 
 impl CronExpr {
     /// The sets of values the expression matches.
@@ -47,7 +66,7 @@ impl CronExpr {
                 period_ms: *period_ms,
             },
             When::Fields { cron, zone } => {
-                CronShape::Calendar(calendar(&cron.pattern, zone.name()))
+                CronShape::Calendar(Box::new(calendar(&cron.pattern, zone.name())))
             }
         }
     }
@@ -57,6 +76,9 @@ fn calendar(p: &CronPattern, zone: &str) -> CalendarFields {
     let values = |c: &croner::CronComponent| -> Vec<u8> {
         c.values().into_iter().map(|v| v as u8).collect()
     };
+    // `L` alone enables "last" on the whole day-of-month field; `LW` adds "nearest weekday".
+    let last = p.days.is_feature_enabled(LAST_BIT);
+    let nearest = p.days.is_feature_enabled(NEAREST_WEEKDAY_BIT);
     let mut days_of_week: Vec<u8> = values(&p.days_of_week).into_iter().map(|d| d % 7).collect();
     days_of_week.sort_unstable();
     days_of_week.dedup();
@@ -73,7 +95,27 @@ fn calendar(p: &CronPattern, zone: &str) -> CalendarFields {
         modifiers: [&p.minutes, &p.hours, &p.days, &p.months, &p.days_of_week]
             .iter()
             .any(|c| c.has_modifiers()),
+        last_day_of_month: last && !nearest,
+        last_weekday_of_month: last && nearest,
+        nearest_weekdays: bits(&p.days, NEAREST_WEEKDAY_BIT),
+        nth_weekdays: nth_weekdays(&p.days_of_week),
+        last_weekdays: bits(&p.days_of_week, LAST_BIT),
     }
+}
+
+/// The values of component `c` carrying `bit`.
+fn bits(c: &croner::CronComponent, bit: u8) -> Vec<u8> {
+    c.get_set_values(bit).into_iter().map(|v| v as u8).collect()
+}
+
+/// `(weekday, n)` for every `<weekday>#<n>`, by weekday then n.
+fn nth_weekdays(c: &croner::CronComponent) -> Vec<(u8, u8)> {
+    let mut all: Vec<(u8, u8)> = (1..=5u8)
+        .zip(NTH_BITS)
+        .flat_map(|(n, bit)| bits(c, bit).into_iter().map(move |d| (d, n)))
+        .collect();
+    all.sort_unstable();
+    all
 }
 
 #[cfg(test)]
@@ -82,7 +124,7 @@ mod tests {
 
     fn fields(expr: &str) -> CalendarFields {
         match CronExpr::parse(expr).unwrap().shape() {
-            CronShape::Calendar(f) => f,
+            CronShape::Calendar(f) => *f,
             other => panic!("{expr}: expected calendar fields, got {other:?}"),
         }
     }
@@ -119,12 +161,49 @@ mod tests {
         assert_eq!(f.zone, "Europe/Berlin");
         assert!(fields("0 0 L * *").modifiers);
         assert!(fields("0 0 * * 5#2").modifiers);
+        assert!(!fields("0 0 1 * 1").modifiers);
         assert!(fields("0 0 1 * +1").both_days);
         assert_eq!(
             CronExpr::parse("@every 90m").unwrap().shape(),
             CronShape::Every {
                 period_ms: 5_400_000
             }
+        );
+    }
+
+    #[test]
+    fn day_of_month_modifiers_are_reported_apart_from_the_plain_days() {
+        let l = fields("0 0 L * *");
+        assert!(l.last_day_of_month && !l.last_weekday_of_month);
+        assert!(l.days_of_month.is_empty() && l.nearest_weekdays.is_empty());
+        let lw = fields("0 0 LW * *");
+        assert!(lw.last_weekday_of_month && !lw.last_day_of_month);
+        let w = fields("0 0 15W * *");
+        assert_eq!(w.nearest_weekdays, [15]);
+        assert!(w.days_of_month.is_empty() && !w.last_day_of_month);
+        let mixed = fields("0 0 1,L * *");
+        assert_eq!(mixed.days_of_month, [1]);
+        assert!(mixed.last_day_of_month);
+        let plain = fields("0 0 1,15 * *");
+        assert!(!plain.last_day_of_month && !plain.last_weekday_of_month);
+        assert!(plain.nearest_weekdays.is_empty());
+    }
+
+    #[test]
+    fn day_of_week_modifiers_are_reported_with_sunday_as_zero() {
+        let nth = fields("0 0 * * 5#2");
+        assert_eq!(nth.nth_weekdays, [(5, 2)]);
+        assert!(nth.days_of_week.is_empty() && nth.last_weekdays.is_empty());
+        assert_eq!(fields("0 0 * * MON#1").nth_weekdays, [(1, 1)]);
+        assert_eq!(fields("0 0 * * 7#5").nth_weekdays, [(0, 5)]);
+        let last = fields("0 0 * * 5L");
+        assert_eq!(last.last_weekdays, [5]);
+        assert!(last.nth_weekdays.is_empty() && last.days_of_week.is_empty());
+        assert_eq!(fields("0 0 * * 7L").last_weekdays, [0]);
+        let mixed = fields("0 0 * * 1,3#2");
+        assert_eq!(
+            (mixed.days_of_week, mixed.nth_weekdays),
+            (vec![1], vec![(3, 2)])
         );
     }
 }

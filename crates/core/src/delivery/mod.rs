@@ -49,9 +49,15 @@ impl From<Outcome> for Step {
 
 /// Makes one delivery attempt of message `id` if it is due.
 pub async fn deliver(services: &Services, id: &MessageId) -> Result<Step> {
-    let Some(message) = services.messages.get(id).await? else {
-        return Ok(Outcome::Cancelled.into());
-    };
+    match services.messages.get(id).await? {
+        Some(message) => deliver_loaded(services, message).await,
+        None => Ok(Outcome::Cancelled.into()),
+    }
+}
+
+/// Makes one delivery attempt of `message`, just read from the store, if it is due: for a
+/// consumer that looks at the message (its queue, its flow-control key) before attempting.
+pub async fn deliver_loaded(services: &Services, message: Message) -> Result<Step> {
     let started = services.clock.now_ms();
     if message.not_before > started {
         return Ok(Outcome::NotDue(message.not_before).into());

@@ -2,7 +2,9 @@
 //! request it sends (retries included) is recorded with who sent it, the service (from the
 //! SigV4 credential scope) and the operation (the `X-Amz-Target` header of the JSON
 //! protocols DynamoDB and SQS use, or the method and path of EventBridge Scheduler's REST
-//! API). Nothing inside qpost is changed to count.
+//! API). Nothing inside qpost is changed to count. Requests answered with a server error
+//! (5xx) or not answered at all are also noted apart: moto answers 500 to some concurrent
+//! transactions, which the SDK then retries, and AWS would not.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,9 +31,12 @@ impl fmt::Display for Call {
     }
 }
 
-/// Every request the wrapped clients sent, in order.
+/// Every request the wrapped clients sent, in order, and those that failed.
 #[derive(Clone, Default)]
-pub struct RequestLog(Arc<Mutex<Vec<Call>>>);
+pub struct RequestLog {
+    sent: Arc<Mutex<Vec<Call>>>,
+    failed: Arc<Mutex<Vec<Call>>>,
+}
 
 impl RequestLog {
     /// `sdk` with its HTTP client wrapped to record into this log as `sender`.
@@ -51,29 +56,43 @@ impl RequestLog {
     }
 
     pub fn clear(&self) {
-        self.lock().clear();
+        lock(&self.sent).clear();
+        lock(&self.failed).clear();
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.lock().clone()
+        lock(&self.sent).clone()
     }
 
     /// Requests per (sender, service, operation).
     pub fn tally(&self) -> BTreeMap<Call, usize> {
-        let mut tally = BTreeMap::new();
-        for call in self.calls() {
-            *tally.entry(call).or_default() += 1;
-        }
-        tally
+        tally(&lock(&self.sent))
+    }
+
+    /// Of those, the requests answered with a server error (5xx) or not answered.
+    pub fn failed(&self) -> BTreeMap<Call, usize> {
+        tally(&lock(&self.failed))
     }
 
     fn record(&self, call: Call) {
-        self.lock().push(call);
+        lock(&self.sent).push(call);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Call>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn record_failed(&self, call: Call) {
+        lock(&self.failed).push(call);
     }
+}
+
+fn lock(calls: &Mutex<Vec<Call>>) -> std::sync::MutexGuard<'_, Vec<Call>> {
+    calls.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tally(calls: &[Call]) -> BTreeMap<Call, usize> {
+    let mut tally = BTreeMap::new();
+    for call in calls {
+        *tally.entry(call.clone()).or_default() += 1;
+    }
+    tally
 }
 
 #[derive(Debug)]
@@ -85,19 +104,32 @@ struct Counting {
 
 impl fmt::Debug for RequestLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RequestLog({} calls)", self.lock().len())
+        write!(f, "RequestLog({} calls)", lock(&self.sent).len())
     }
 }
 
 impl HttpConnector for Counting {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let (service, operation) = describe(&request);
-        self.log.record(Call {
+        let call = Call {
             sender: self.sender,
             service,
             operation,
-        });
-        self.inner.call(request)
+        };
+        self.log.record(call.clone());
+        let answer = self.inner.call(request);
+        let log = self.log.clone();
+        HttpConnectorFuture::new(async move {
+            let answer = answer.await;
+            let failed = match &answer {
+                Ok(response) => response.status().is_server_error(),
+                Err(_) => true,
+            };
+            if failed {
+                log.record_failed(call);
+            }
+            answer
+        })
     }
 }
 

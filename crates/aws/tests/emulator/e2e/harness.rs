@@ -25,8 +25,9 @@ use tokio::task::JoinHandle;
 use super::counting::RequestLog;
 use super::firing::Scheduler;
 use super::gateway::{ApiRequest, ApiResponse, Gateway};
-use super::mapping::EventSource;
+use super::mapping::{self, EventSource};
 use super::receiver::Receiver;
+use super::serial;
 use crate::support;
 
 /// The system clock plus an offset a test moves forward ("it is now 20 minutes later").
@@ -100,6 +101,10 @@ pub struct Stack {
     pub delivery: EventSource,
     /// The failure-callback function on the SQS dead-letter queue.
     pub dead_letters: EventSource,
+    /// The deliver function on the ordered (FIFO) queue of qpost queues' messages.
+    pub ordered: EventSource,
+    /// The failure-callback function on the ordered queue's dead-letter queue.
+    pub ordered_dead_letters: EventSource,
     pub scheduler: Scheduler,
     /// Uncounted clients for the test's own looks at the queues and the table.
     sqs: aws_sdk_sqs::Client,
@@ -123,7 +128,7 @@ impl Stack {
         let config = support::fresh_stack().await;
         let sdk = support::sdk_config(&config.region).await;
         let requests = RequestLog::default();
-        let functions_sdk = requests.wrap(&sdk, "qpost");
+        let functions_sdk = serial::dynamodb_one_at_a_time(&requests.wrap(&sdk, "qpost"));
         let poller_sdk = requests.wrap(&sdk, "event source");
         // Destinations are on loopback (the receiver): the Lambda limits would refuse them.
         let backend = Backend::new(config, &functions_sdk, clock.clone(), Limits::default());
@@ -141,17 +146,30 @@ impl Stack {
             Arc::new(Deliver::new(&backend)),
         );
         let dead_letters = EventSource::new(
-            poller_sqs,
+            poller_sqs.clone(),
             &c.dead_letter_queue_url,
             &c.dead_letter_queue_arn,
             Arc::new(FailureCallback::new(&backend)),
         );
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let ordered_dead_letter_url = mapping::dead_letter_queue(&sqs, &c.ordered_queue_url)
+            .await
+            .expect("the ordered queue has a dead-letter queue");
+        let deliver = Arc::new(Deliver::new(&backend));
+        let ordered = EventSource::for_queue(poller_sqs.clone(), &c.ordered_queue_url, deliver)
+            .await
+            .expect("the ordered queue exists");
+        let failure = Arc::new(FailureCallback::new(&backend));
+        let ordered_dead_letters =
+            EventSource::for_queue(poller_sqs.clone(), &ordered_dead_letter_url, failure)
+                .await
+                .expect("the ordered dead-letter queue exists");
         let scheduler = Scheduler::new(
             aws_sdk_scheduler::Client::new(&sdk),
             sqs.clone(),
             &c.schedule_group,
-        );
+        )
+        .with_group(&c.secondary_schedule_group);
         Self {
             gateway: Gateway::new(Arc::clone(&services)),
             receiver: Receiver::start().await,
@@ -160,6 +178,8 @@ impl Stack {
             requests,
             delivery,
             dead_letters,
+            ordered,
+            ordered_dead_letters,
             scheduler,
             sqs,
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
@@ -168,9 +188,18 @@ impl Stack {
         }
     }
 
-    /// Starts polling: two pollers on the delivery queue, one on the dead-letter queue.
+    /// Starts polling: two pollers on the delivery queue and on the ordered queue, one on
+    /// each dead-letter queue.
     pub fn start_pollers(&mut self) {
-        for source in [&self.delivery, &self.delivery, &self.dead_letters] {
+        let sources = [
+            &self.delivery,
+            &self.delivery,
+            &self.dead_letters,
+            &self.ordered,
+            &self.ordered,
+            &self.ordered_dead_letters,
+        ];
+        for source in sources {
             let source = source.clone();
             self.pollers
                 .push(tokio::spawn(source.run(self.stop.subscribe())));
@@ -281,28 +310,10 @@ impl Stack {
 
     /// The queue the dead-letter queue's redrive policy parks records in.
     pub async fn parked_queue_url(&self) -> String {
-        let out = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.backend.config.dead_letter_queue_url)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
+        let dead_letters = &self.backend.config.dead_letter_queue_url;
+        mapping::dead_letter_queue(&self.sqs, dead_letters)
             .await
-            .expect("GetQueueAttributes");
-        let policy: serde_json::Value = out
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
-            .and_then(|p| serde_json::from_str(p).ok())
-            .expect("the dead-letter queue has a redrive policy");
-        let arn = policy["deadLetterTargetArn"]
-            .as_str()
-            .expect("a target ARN");
-        let name = arn.rsplit(':').next().unwrap_or_default();
-        let out = self.sqs.get_queue_url().queue_name(name).send().await;
-        out.expect("GetQueueUrl")
-            .queue_url()
-            .unwrap_or_default()
-            .to_string()
+            .expect("the dead-letter queue has a redrive policy")
     }
 
     /// Sets attribute `name` of the item (`pk`, `sk`) to the string `value`, bypassing

@@ -18,6 +18,7 @@ use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use lambda_runtime::{Context, Error, LambdaEvent};
 use qpost_aws::lambda::deliver::Deliver;
@@ -53,6 +54,8 @@ pub struct Polled {
     pub records: usize,
     /// Of those, the records left on the queue (reported failed, or the whole batch failed).
     pub failed: usize,
+    /// Receives that returned records, each one invocation (the others were empty polls).
+    pub batches: usize,
 }
 
 /// One queue wired to one function.
@@ -68,9 +71,15 @@ pub struct EventSource {
     /// Everything polled so far, by every clone of this event source.
     totals: Arc<std::sync::Mutex<Polled>>,
     /// Long-poll wait of one receive (AWS's pollers wait 20 s; short here so that tests
-    /// and a stopping server are not held up).
+    /// and a stopping server are not held up). 0 on FIFO queues: moto decides which
+    /// message groups are busy when a long poll starts, so a long poll running while
+    /// another receive takes a group's head would hand out the next record of that group
+    /// too, out of order (SQS decides per record). Short polls see the current state.
     wait_seconds: i32,
 }
+
+/// Pause between two short polls that found nothing.
+const SHORT_POLL_PAUSE: Duration = Duration::from_millis(50);
 
 impl EventSource {
     pub fn new(
@@ -87,14 +96,27 @@ impl EventSource {
             function,
             timeout: Duration::from_secs(360),
             totals: Arc::default(),
-            wait_seconds: 1,
+            wait_seconds: if queue_url.ends_with(".fifo") { 0 } else { 1 },
         }
+    }
+
+    /// The event source of the queue at `queue_url`, its ARN read from the queue.
+    pub async fn for_queue(
+        sqs: aws_sdk_sqs::Client,
+        queue_url: &str,
+        function: Arc<dyn Function>,
+    ) -> Result<Self, Error> {
+        let arn = queue_attribute(&sqs, queue_url, QueueAttributeName::QueueArn).await?;
+        Ok(Self::new(sqs, queue_url, &arn, function))
     }
 
     /// One receive, one invocation (when records came), then the deletes.
     pub async fn poll_once(&self) -> Result<Polled, Error> {
         let received = self.receive().await?;
         if received.is_empty() {
+            if self.wait_seconds == 0 {
+                tokio::time::sleep(SHORT_POLL_PAUSE).await;
+            }
             return Ok(Polled::default());
         }
         let records: Vec<SqsMessage> = received.iter().map(|m| self.record(m)).collect();
@@ -118,10 +140,12 @@ impl EventSource {
         let polled = Polled {
             records: count,
             failed: count - done.len(),
+            batches: 1,
         };
         let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         totals.records += polled.records;
         totals.failed += polled.failed;
+        totals.batches += polled.batches;
         Ok(polled)
     }
 
@@ -220,6 +244,36 @@ impl EventSource {
         context.deadline = deadline(self.timeout);
         LambdaEvent::new(payload, context)
     }
+}
+
+/// Attribute `name` of the queue at `url`.
+async fn queue_attribute(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: QueueAttributeName,
+) -> Result<String, Error> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name.clone())
+        .send()
+        .await?;
+    out.attributes()
+        .and_then(|a| a.get(&name))
+        .cloned()
+        .ok_or_else(|| format!("{url} has no {name:?}").into())
+}
+
+/// The URL of the queue the redrive policy of the queue at `url` moves records to.
+pub async fn dead_letter_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    let policy = queue_attribute(sqs, url, QueueAttributeName::RedrivePolicy).await?;
+    let policy: serde_json::Value = serde_json::from_str(&policy)?;
+    let arn = policy["deadLetterTargetArn"]
+        .as_str()
+        .ok_or("the redrive policy names no target")?;
+    let name = arn.rsplit(':').next().unwrap_or_default();
+    let out = sqs.get_queue_url().queue_name(name).send().await?;
+    Ok(out.queue_url().unwrap_or_default().to_string())
 }
 
 fn attribute(v: &MessageAttributeValue) -> SqsMessageAttribute {

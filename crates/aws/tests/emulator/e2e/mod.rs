@@ -13,6 +13,7 @@ mod gateway;
 mod harness;
 mod mapping;
 mod receiver;
+pub(crate) mod serial;
 mod signature;
 
 mod cost;
@@ -20,5 +21,8 @@ mod delays;
 mod delivery;
 mod dlq;
 mod fanout;
+mod flow;
+mod large_bodies;
 mod poison;
+mod queues;
 mod schedules;

@@ -10,6 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use qpost_aws::backend::SIGNING_KEYS_TTL;
+
 use super::gateway::ApiRequest;
 use super::harness::{Stack, eventually};
 
@@ -26,7 +28,11 @@ async fn a_wakeup_the_deliver_function_keeps_failing_is_redriven_and_dead_letter
         .await
         .expect("stored signing keys");
     // Unreadable signing keys: every attempt fails with qpost's own error, before sending.
+    // The clock moves past the consumers' key cache, so that they read them.
     stack.overwrite("KEYS", "KEYS", "keys", "not json").await;
+    stack
+        .clock
+        .advance_ms(SIGNING_KEYS_TTL.as_millis() as i64 + 1);
     let callback = stack.receiver.url("/failed");
     let id = stack
         .publish(

@@ -35,6 +35,8 @@ impl Delivery {
 #[derive(Default)]
 struct Inner {
     scripts: HashMap<String, VecDeque<u16>>,
+    /// How long requests to a path take to answer.
+    delays: HashMap<String, Duration>,
     received: Vec<Delivery>,
 }
 
@@ -71,6 +73,26 @@ impl Receiver {
         self.lock()
             .scripts
             .insert(path.to_string(), statuses.iter().copied().collect());
+    }
+
+    /// Answers requests to `path` only after `delay` (a slow destination).
+    pub fn slow(&self, path: &str, delay: Duration) {
+        self.lock().delays.insert(path.to_string(), delay);
+    }
+
+    /// The most requests to `path` that were being answered at once, each taking the
+    /// path's delay from its arrival.
+    pub fn most_at_once(&self, path: &str) -> usize {
+        let delay = self.lock().delays.get(path).copied().unwrap_or_default();
+        let got = self.to(path);
+        got.iter()
+            .map(|d| {
+                got.iter()
+                    .filter(|o| o.at <= d.at && d.at < o.at + delay)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Every request to `path` so far.
@@ -124,19 +146,26 @@ async fn answer(
             .and_modify(|v| *v = format!("{v}, {value}"))
             .or_insert(value);
     }
-    let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
-    let path = uri.path().to_string();
-    let status = inner
-        .scripts
-        .get_mut(&path)
-        .and_then(VecDeque::pop_front)
-        .unwrap_or(200);
-    inner.received.push(Delivery {
-        method: method.to_string(),
-        path,
-        headers: joined,
-        body: body.to_vec(),
-        at: Instant::now(),
-    });
+    let (status, delay) = {
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        let path = uri.path().to_string();
+        let status = inner
+            .scripts
+            .get_mut(&path)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(200);
+        let delay = inner.delays.get(&path).copied();
+        inner.received.push(Delivery {
+            method: method.to_string(),
+            path,
+            headers: joined,
+            body: body.to_vec(),
+            at: Instant::now(),
+        });
+        (status, delay)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -1,9 +1,11 @@
 //! Schedules through the schedules function: each is an EventBridge schedule with the
 //! translated expression, targeting the delivery queue; its firing (simulated: moto never
-//! fires) produces a message the deliver function delivers with `Upstash-Schedule-Id`.
+//! fires) produces a message the deliver function delivers with `Upstash-Schedule-Id`. A
+//! cron EventBridge cannot express is refused before anything is stored.
 
 use std::time::Duration;
 
+use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, Utc, Weekday};
 use serde_json::json;
 
 use super::gateway::ApiRequest;
@@ -100,4 +102,108 @@ async fn a_schedule_is_an_eventbridge_schedule_whose_firing_delivers_a_message_w
         1,
         "one firing, one message"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_eventbridge_cannot_express_is_answered_400_and_leaves_nothing_behind() {
+    let stack = Stack::start().await;
+    let url = stack.receiver.url("/cron");
+
+    let refused = stack
+        .api(
+            ApiRequest::post(&format!("/v2/schedules/{url}"))
+                .header("upstash-cron", "0 9 13 * +5")
+                .header("upstash-schedule-id", "friday-13th")
+                .body("tick"),
+        )
+        .await;
+
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let error = refused.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("EventBridge Scheduler cannot express"),
+        "{error}"
+    );
+    let read = stack
+        .api(ApiRequest::get("/v2/schedules/friday-13th"))
+        .await;
+    assert_eq!(read.status, 404, "not stored: {read:?}");
+    let listed = stack.api(ApiRequest::get("/v2/schedules")).await.ok();
+    assert_eq!(listed, json!([]));
+    let eventbridge = stack.scheduler.list().await.expect("ListSchedules");
+    assert!(eventbridge.is_empty(), "nothing armed: {eventbridge:?}");
+}
+
+/// Noon UTC of `date`, as Unix ms.
+fn noon(date: NaiveDate) -> i64 {
+    date.and_hms_opt(12, 0, 0)
+        .expect("a valid time")
+        .and_utc()
+        .timestamp_millis()
+}
+
+/// The first day after `now_ms` (UTC) for which `pick` holds.
+fn next_day(now_ms: i64, pick: impl Fn(NaiveDate) -> bool) -> NaiveDate {
+    let today = DateTime::<Utc>::from_timestamp_millis(now_ms)
+        .expect("a valid time")
+        .date_naive();
+    (1..400)
+        .map(|n| today + Days::days(n))
+        .find(|d| pick(*d))
+        .expect("within a year")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_last_day_or_second_friday_schedule_is_two_eventbridge_schedules_firing_its_id() {
+    let stack = Stack::start().await;
+    let url = stack.receiver.url("/month");
+
+    let created = stack
+        .api(
+            ApiRequest::post(&format!("/v2/schedules/{url}"))
+                .header("upstash-cron", "0 12 L * 5#2")
+                .header("upstash-schedule-id", "month")
+                .body("tick"),
+        )
+        .await
+        .ok();
+    assert_eq!(created["scheduleId"], "month");
+
+    let all = stack.scheduler.list().await.expect("ListSchedules");
+    let mut got: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|s| (s.name.as_str(), s.expression.as_str(), s.input.as_str()))
+        .collect();
+    got.sort();
+    let input = r#"{"schedule":"month"}"#;
+    assert_eq!(
+        got,
+        [
+            ("month", "cron(0 12 L * ? *)", input),
+            ("weekday.month", "cron(0 12 ? * 6#2 *)", input)
+        ]
+    );
+
+    let now = stack.now_ms();
+    let last_day = next_day(now, |d| (d + Days::days(1)).day() == 1);
+    let second_friday = next_day(now, |d| {
+        d.weekday() == Weekday::Fri && (8..=14).contains(&d.day())
+    });
+    let day_before = last_day - Days::days(1);
+    let fires = |name: &str, t: i64| all.iter().any(|s| s.name == name && s.fires_on(t));
+    assert!(fires("month", noon(last_day)), "{last_day}");
+    assert!(!fires("month", noon(day_before)), "{day_before}");
+    assert!(!fires("weekday.month", noon(last_day)), "{last_day}");
+
+    let fired = stack
+        .scheduler
+        .fire_minute(noon(second_friday))
+        .await
+        .expect("fired");
+    assert_eq!(fired, ["weekday.month"], "on {second_friday}");
+    let delivered = stack.receiver.wait_for("/month", 1, WAIT).await;
+    assert_eq!(delivered[0].header("upstash-schedule-id"), Some("month"));
 }
