@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -287,10 +288,18 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn serve(stream: TcpStream, state: Arc<State>) {
+    serve_connection(stream, move |req| handle(Arc::clone(&state), req)).await;
+}
+
+/// Serves one HTTP/1.1 connection with `handler`, replies sent without Nagle's delay.
+pub async fn serve_connection<F, Fut>(stream: TcpStream, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| handle(Arc::clone(&state), req));
     let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(stream), service_fn(handler))
         .await;
 }
 

@@ -13,12 +13,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::receiver::serve_connection;
 
 /// The path a function polls for its next event.
 const NEXT: &str = "/2018-06-01/runtime/invocation/next";
@@ -82,11 +81,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn serve(stream: TcpStream, state: Arc<State>) {
-    let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| handle(Arc::clone(&state), req));
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    serve_connection(stream, move |req| handle(Arc::clone(&state), req)).await;
 }
 
 async fn handle(

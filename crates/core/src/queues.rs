@@ -132,6 +132,12 @@ async fn view(services: &Services, queue: Queue) -> Result<QueueView> {
     Ok(QueueView { queue, lag })
 }
 
+/// Whether queue `name` exists and is paused (a deleted queue's messages are not held).
+pub async fn is_paused(services: &Services, name: &str) -> Result<bool> {
+    let queue = services.queues.get_queue(name).await?;
+    Ok(queue.is_some_and(|q| q.paused))
+}
+
 /// `GET /v2/queues/{name}`, with its lag; 404 when unknown.
 pub async fn get(services: &Services, name: &str) -> Result<QueueView> {
     check_name(name)?;

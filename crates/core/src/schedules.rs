@@ -82,15 +82,44 @@ pub async fn create(services: &Services, req: PublishRequest) -> Result<Created>
 
 /// Stores `schedule` (replacing one of the same id) and arms it, once the registry has
 /// checked it can: a schedule it refuses is answered with the reason and changes nothing,
-/// so a replacement refused keeps the schedule it would have replaced.
+/// so a replacement refused keeps the schedule it would have replaced. Should arming fail
+/// anyway (the scheduler unavailable), what was stored is undone before the error is
+/// answered, so no schedule is listed that would never fire.
 async fn replace(
     store: &dyn ScheduleStore,
     registry: &dyn ScheduleRegistry,
     schedule: &Schedule,
 ) -> Result<()> {
     registry.check(schedule)?;
+    let previous = store.get_schedule(&schedule.id).await?;
     store.put_schedule(schedule).await?;
-    registry.arm(schedule).await
+    if let Err(e) = registry.arm(schedule).await {
+        if let Err(undo) = restore(store, registry, &schedule.id, previous).await {
+            tracing::error!(schedule = schedule.id, error = %undo, "a schedule that could not be armed was not undone");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Puts back what a failed [`replace`] changed: the `previous` schedule, armed again, or
+/// no schedule at all.
+async fn restore(
+    store: &dyn ScheduleStore,
+    registry: &dyn ScheduleRegistry,
+    id: &str,
+    previous: Option<Schedule>,
+) -> Result<()> {
+    match previous {
+        Some(old) => {
+            store.put_schedule(&old).await?;
+            registry.arm(&old).await
+        }
+        None => {
+            registry.disarm(id).await?;
+            store.delete_schedule(id).await.map(drop)
+        }
+    }
 }
 
 /// The schedule a create request describes, created at `now`; every header is checked.

@@ -82,12 +82,7 @@ impl FailureCallback {
         let Some(queue) = &message.queue_name else {
             return Ok(false);
         };
-        let queue_paused = self
-            .services
-            .queues
-            .get_queue(queue)
-            .await?
-            .is_some_and(|q| q.paused);
+        let queue_paused = qpost_core::queues::is_paused(&self.services, queue).await?;
         let key_paused = match &message.flow_control {
             Some(fc) if !queue_paused => self
                 .services

@@ -86,13 +86,23 @@ fn flow_from_item(item: &Item) -> Result<FlowItem, AwsError> {
     })
 }
 
-fn is_condition_failure(
-    e: &aws_sdk_dynamodb::error::SdkError<UpdateItemError, impl Sized>,
-) -> bool {
-    matches!(
-        e.as_service_error(),
-        Some(UpdateItemError::ConditionalCheckFailedException(_))
-    )
+/// Whether a conditional `UpdateItem` applied: true when written, false when its condition
+/// refused it, an error otherwise.
+fn applied<O>(
+    sent: Result<O, aws_sdk_dynamodb::error::SdkError<UpdateItemError>>,
+) -> Result<bool, AwsError> {
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(AwsError::sdk("UpdateItem", e)),
+    }
 }
 
 impl DynamoStore {
@@ -132,11 +142,7 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(AwsError::sdk("UpdateItem", e)),
-        }
+        applied(sent)
     }
 
     /// Removes `holder`'s lease under `key`; false when it held none (released already,
@@ -159,11 +165,7 @@ impl DynamoStore {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(AwsError::sdk("UpdateItem", e)),
-        }
+        applied(sent)
     }
 
     /// Every flow-control key's item, by name within each shard (16 consistent queries).

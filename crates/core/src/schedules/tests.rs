@@ -155,3 +155,53 @@ async fn a_replacement_the_registry_refuses_keeps_the_schedule_it_would_replace(
     assert_eq!(store.cron_of("x").as_deref(), Some("@hourly"));
     assert_eq!(registry.armed(), [("x".to_string(), "@hourly".to_string())]);
 }
+
+/// A registry whose scheduler is unavailable for crons naming minute 13 (as EventBridge
+/// throttling or an outage would be for any): checks pass, arming fails.
+#[derive(Default)]
+struct Flaky(NoBothDays);
+
+#[async_trait]
+impl ScheduleRegistry for Flaky {
+    async fn arm(&self, schedule: &Schedule) -> Result<()> {
+        if schedule.cron.starts_with("13 ") {
+            return Err(Error::internal("the scheduler is unavailable"));
+        }
+        self.0.arm(schedule).await
+    }
+    async fn disarm(&self, id: &str) -> Result<()> {
+        self.0.disarm(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_that_cannot_be_armed_is_not_left_stored() {
+    let (store, registry) = (Stored::default(), Flaky::default());
+
+    let failed = replace(&store, &registry, &schedule("new", "13 * * * *")).await;
+
+    assert!(matches!(failed, Err(Error::Internal(_))), "{failed:?}");
+    assert_eq!(
+        store.cron_of("new"),
+        None,
+        "not listed, since it would never fire"
+    );
+}
+
+#[tokio::test]
+async fn a_replacement_that_cannot_be_armed_puts_the_previous_schedule_back_armed() {
+    let (store, registry) = (Stored::default(), Flaky::default());
+    replace(&store, &registry, &schedule("x", "@hourly"))
+        .await
+        .expect("stored and armed");
+
+    let failed = replace(&store, &registry, &schedule("x", "13 * * * *")).await;
+
+    assert!(matches!(failed, Err(Error::Internal(_))), "{failed:?}");
+    assert_eq!(store.cron_of("x").as_deref(), Some("@hourly"));
+    let armed = registry.0.armed();
+    assert_eq!(
+        armed.last(),
+        Some(&("x".to_string(), "@hourly".to_string()))
+    );
+}
