@@ -107,6 +107,7 @@ impl LocalApp {
         let keys = store.init_keys(settings.keys.clone(), dev_keys()).await?;
         let timer = Arc::new(Timer::new());
         let gate = Arc::new(Gate::new(settings.concurrency as u32));
+        gate.persist_flows(store.clone());
         let ticker = Arc::new(Ticker::new());
         let clock: Arc<dyn Clock> = settings
             .clock
@@ -167,11 +168,13 @@ impl LocalApp {
         )
     }
 
-    /// Re-arms every stored message and queue after a start.
+    /// Re-arms every stored message, queue and flow-control key after a start.
     async fn restore(&self) -> anyhow::Result<()> {
         for queue in self.services.queues.list_queues().await? {
             self.services.admission.queue_changed(&queue).await?;
         }
+        let keys = self.gate.restore_flows().await?;
+        tracing::info!(keys, "restored flow-control keys");
         let wakeups = self.store.wakeups().await?;
         let pending = wakeups.len();
         for wakeup in wakeups {

@@ -1,5 +1,6 @@
 //! Durability (DESIGN "Local mode"): pending messages survive a graceful restart and a
-//! `kill -9` of the real binary, and a graceful shutdown lets an attempt in flight finish.
+//! `kill -9` of the real binary, a graceful shutdown lets an attempt in flight finish, and
+//! flow-control pauses and pins outlive a restart.
 
 use std::time::{Duration, Instant};
 
@@ -111,4 +112,47 @@ async fn graceful_shutdown_lets_an_attempt_in_flight_finish_and_it_is_not_redeli
     receiver
         .assert_stays("/slow", 1, Duration::from_millis(1_500))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_and_pinned_flow_control_key_stays_so_across_a_restart() {
+    let mut app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url("/keyed");
+    let keyed = [
+        ("Upstash-Flow-Control-Key", "kept"),
+        ("Upstash-Flow-Control-Value", "parallelism=3"),
+    ];
+    app.publish_ok(&url, &keyed, "before").await;
+    receiver.wait_for("/keyed", 1, SOON).await;
+    for action in ["pin?parallelism=1", "pause"] {
+        let answer = app
+            .post(&format!("/v2/flowControl/kept/{action}"))
+            .send()
+            .await
+            .expect("a flow-control command");
+        assert_eq!(answer.status(), StatusCode::OK, "{action}");
+    }
+
+    app.restart().await;
+    let info: Value = app
+        .get("/v2/flowControl/kept")
+        .send()
+        .await
+        .expect("the key after the restart")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(info["isPaused"], true, "{info}");
+    assert_eq!(info["isPinnedParallelism"], true, "{info}");
+    assert_eq!(info["parallelismMax"], 1, "{info}");
+    app.publish_ok(&url, &keyed, "held").await;
+    receiver
+        .assert_stays("/keyed", 1, Duration::from_millis(700))
+        .await;
+
+    let resumed = app.post("/v2/flowControl/kept/resume").send().await;
+    assert_eq!(resumed.expect("resume").status(), StatusCode::OK);
+    let got = receiver.wait_for("/keyed", 2, SOON).await;
+    assert_eq!(&got[1].body[..], b"held");
 }

@@ -23,6 +23,7 @@ use qpost_core::flow::{FlowCommand, FlowControlInfo, GlobalParallelism};
 use qpost_core::ports::{Admission, Wakeup};
 use qpost_core::queue::Queue;
 
+use crate::store::{SqliteStore, StoreError};
 use crate::timer::Timer;
 use state::State;
 
@@ -44,6 +45,12 @@ pub struct Gate {
     clock: Arc<dyn Clock>,
     /// Where releases not caused by an attempt are armed; set once by the worker.
     sink: OnceLock<Arc<Timer>>,
+    /// Where flow-control keys' pauses and pins are kept across restarts; set once at
+    /// start-up ([`Gate::persist_flows`]).
+    flows: OnceLock<Arc<SqliteStore>>,
+    /// Serialises flow-control commands with their writes, so the last command's state is
+    /// the one kept.
+    flow_edits: tokio::sync::Mutex<()>,
 }
 
 impl Gate {
@@ -59,6 +66,8 @@ impl Gate {
             state: Mutex::new(State::default()),
             clock,
             sink: OnceLock::new(),
+            flows: OnceLock::new(),
+            flow_edits: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -97,6 +106,40 @@ impl Gate {
         }
     }
 
+    /// Keeps every flow-control command's result (pause, pins, limits) in `store` from now
+    /// on, for [`Gate::restore_flows`] after a restart.
+    pub fn persist_flows(&self, store: Arc<SqliteStore>) {
+        let _ = self.flows.set(store);
+    }
+
+    /// Makes the keys that were given commands known again, paused and pinned as they
+    /// were; their rate windows start afresh. Returns how many. Called at start-up,
+    /// before any message reaches the gate.
+    pub async fn restore_flows(&self) -> Result<usize, StoreError> {
+        let Some(store) = self.flows.get() else {
+            return Ok(0);
+        };
+        let kept = store.list_flow_limits().await?;
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        for (key, mut limits) in kept.iter().cloned() {
+            limits.command(FlowCommand::Reset, now);
+            state.restore_key(&key, limits);
+        }
+        Ok(kept.len())
+    }
+
+    /// Writes the state of `key` after a command, when flow-control state is persisted.
+    async fn keep_flow(&self, key: &str) -> qpost_core::Result<()> {
+        let Some(store) = self.flows.get() else {
+            return Ok(());
+        };
+        let Some(limits) = self.lock().limits_of(key) else {
+            return Ok(());
+        };
+        Ok(store.put_flow_limits(key, &limits).await?)
+    }
+
     /// Decides whether the due message `wakeup` is attempted now.
     pub fn admit(&self, wakeup: &Wakeup, now_ms: i64) -> Admit {
         let mut released = Vec::new();
@@ -124,11 +167,15 @@ impl Admission for Gate {
     }
 
     async fn flow_command(&self, key: &str, command: FlowCommand) -> qpost_core::Result<bool> {
+        let _edit = self.flow_edits.lock().await;
         let mut released = Vec::new();
         let known = self
             .lock()
             .command(key, command, self.clock.now_ms(), &mut released);
         self.send(released);
+        if known {
+            self.keep_flow(key).await?;
+        }
         Ok(known)
     }
 

@@ -39,6 +39,19 @@ impl Key {
         }
     }
 
+    /// A key restored at start-up with the limits, pins and pause it had.
+    pub fn with_limits(limits: KeyLimits) -> Self {
+        Self {
+            limits,
+            ..Self::new()
+        }
+    }
+
+    /// The limits, pins, pause and rate window, as persisted.
+    pub fn limits(&self) -> &KeyLimits {
+        &self.limits
+    }
+
     /// The limits a message asks for replace the previous ones (latest wins); pinned
     /// limits stay in force over them.
     pub fn ask(&mut self, fc: &FlowControl) {

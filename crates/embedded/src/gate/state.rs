@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use qpost_core::delivery::{Outcome, Step};
+use qpost_core::flow::limits::KeyLimits;
 use qpost_core::flow::{FlowCommand, FlowControlInfo};
 use qpost_core::ids::MessageId;
 use qpost_core::ports::Wakeup;
@@ -268,6 +269,18 @@ impl State {
     }
 
     /// Applies a command to key `name`; false when no message ever used the key.
+    /// The persisted state of key `name`, if known.
+    pub fn limits_of(&self, name: &str) -> Option<KeyLimits> {
+        self.keys.get(name).map(|k| k.limits().clone())
+    }
+
+    /// Makes key `name` known with `limits` (at start-up, before any message asks).
+    pub fn restore_key(&mut self, name: &str, limits: KeyLimits) {
+        self.keys
+            .entry(name.to_string())
+            .or_insert_with(|| Key::with_limits(limits));
+    }
+
     pub fn command(
         &mut self,
         name: &str,

@@ -1,6 +1,8 @@
-//! Schedules, URL groups and queues: small JSON documents keyed by kind and id.
+//! Schedules, URL groups, queues and flow-control keys: small JSON documents keyed by kind
+//! and id.
 
 use async_trait::async_trait;
+use qpost_core::flow::limits::KeyLimits;
 use qpost_core::ports::{QueueStore, ScheduleStore, TopicStore};
 use qpost_core::queue::Queue;
 use qpost_core::schedule::Schedule;
@@ -14,8 +16,31 @@ use super::{SqliteStore, StoreError};
 const SCHEDULE: &str = "schedule";
 const TOPIC: &str = "topic";
 const QUEUE: &str = "queue";
+const FLOW: &str = "flow";
+
+/// A flow-control key's state as kept across restarts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FlowDoc {
+    key: String,
+    limits: KeyLimits,
+}
 
 impl SqliteStore {
+    /// Keeps the state of flow-control key `key` (its pause, pins and limits).
+    pub async fn put_flow_limits(&self, key: &str, limits: &KeyLimits) -> Result<(), StoreError> {
+        let doc = FlowDoc {
+            key: key.to_string(),
+            limits: limits.clone(),
+        };
+        self.put_doc(FLOW, key, &doc).await
+    }
+
+    /// Every kept flow-control key with its state, by key.
+    pub async fn list_flow_limits(&self) -> Result<Vec<(String, KeyLimits)>, StoreError> {
+        let docs: Vec<FlowDoc> = self.list_docs(FLOW).await?;
+        Ok(docs.into_iter().map(|d| (d.key, d.limits)).collect())
+    }
+
     async fn put_doc<T: Serialize>(
         &self,
         kind: &'static str,
