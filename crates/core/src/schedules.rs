@@ -3,6 +3,7 @@
 //! comes (the local ticker, or the AWS function EventBridge Scheduler triggers).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,12 @@ use crate::ids::{MessageId, random_token};
 use crate::ports::{ScheduleRegistry, ScheduleStore};
 use crate::publish::{self, ConfigSource, Draft, PublishOptions, PublishRequest, Target};
 use crate::schedule::{Schedule, ScheduleState, ScheduleView};
+
+/// Serialises the read-modify-writes of schedules in this process (create, pause, resume,
+/// delete, and a firing's bookkeeping), so a pause landing while a schedule fires is never
+/// overwritten by the firing's write. Across processes (AWS mode: the schedules and
+/// deliver functions) the window stays: the store has no compare-and-swap for schedules.
+static EDITS: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 /// What a create request led to: the id, and whether an equal creation within the
 /// deduplication window made this one a no-op.
@@ -91,6 +98,7 @@ async fn replace(
     schedule: &Schedule,
 ) -> Result<()> {
     registry.check(schedule)?;
+    let _edit = EDITS.lock().await;
     let previous = store.get_schedule(&schedule.id).await?;
     store.put_schedule(schedule).await?;
     if let Err(e) = registry.arm(schedule).await {
@@ -305,6 +313,7 @@ async fn message_states(
 
 /// `DELETE /v2/schedules/{id}`; messages it already produced are still delivered.
 pub async fn delete(services: &Services, id: &str) -> Result<()> {
+    let _edit = EDITS.lock().await;
     if !services.schedules.delete_schedule(id).await? {
         return Err(Error::not_found(format!("schedule {id:?} not found")));
     }
@@ -313,6 +322,7 @@ pub async fn delete(services: &Services, id: &str) -> Result<()> {
 
 /// Pauses (idempotent): firings are ignored until resumed; the next time stays as it was.
 pub async fn pause(services: &Services, id: &str) -> Result<()> {
+    let _edit = EDITS.lock().await;
     let mut schedule = get(services, id).await?;
     if !schedule.paused {
         schedule.paused = true;
@@ -324,6 +334,7 @@ pub async fn pause(services: &Services, id: &str) -> Result<()> {
 /// Resumes (idempotent): the next firing is the first cron minute after now, so minutes
 /// passed while paused are not made up.
 pub async fn resume(services: &Services, id: &str) -> Result<()> {
+    let _edit = EDITS.lock().await;
     let mut schedule = get(services, id).await?;
     if schedule.paused {
         let cron = CronExpr::parse(&schedule.cron)?;
@@ -368,6 +379,7 @@ pub async fn fire(services: &Services, id: &str, slot_ms: i64) -> Result<Option<
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     // Re-read: a pause or replacement may have landed while the messages were published.
+    let _edit = EDITS.lock().await;
     let Some(mut fresh) = services.schedules.get_schedule(id).await? else {
         return Ok(None);
     };
