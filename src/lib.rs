@@ -18,7 +18,6 @@ use anyhow::Context;
 use qpost_core::Services;
 use qpost_core::clock::{Clock, SystemClock};
 use qpost_core::config::Limits;
-use qpost_core::ports::MessageStore;
 use qpost_core::services::delivery_client;
 use qpost_core::signing::SigningKeys;
 use qpost_embedded::{Gate, SqliteStore, Ticker, Timer, Worker};
@@ -175,11 +174,9 @@ impl LocalApp {
         }
         let keys = self.gate.restore_flows().await?;
         tracing::info!(keys, "restored flow-control keys");
-        let wakeups = self.store.wakeups().await?;
-        let pending = wakeups.len();
-        for wakeup in wakeups {
-            self.timer.push(wakeup);
-        }
+        // Streamed into the timer as read: no second copy of every pending wake-up.
+        let timer = self.timer.clone();
+        let pending = self.store.each_wakeup(move |w| timer.push(w)).await?;
         tracing::info!(pending, "rescheduled stored messages");
         let armed = qpost_core::schedules::arm_all(&self.services).await?;
         tracing::info!(armed, "armed stored schedules");

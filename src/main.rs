@@ -6,6 +6,11 @@ use qpost::LocalApp;
 use qpost::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: allocation and freeing were about a sixth of the
+/// async threads' CPU per message under load (BENCHMARKS.md, issue 5 profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

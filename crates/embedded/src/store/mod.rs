@@ -249,26 +249,45 @@ impl MessageStore for SqliteStore {
     async fn wakeups(&self) -> qpost_core::Result<Vec<Wakeup>> {
         let rows = self
             .read(|c| {
-                // Columns only: a restart with a million pending messages parses no JSON
-                // but the few flow-control settings.
-                let mut stmt =
-                    c.prepare("SELECT id, due, queue, flow FROM messages ORDER BY created, rowid")?;
-                let mut rows = stmt.query([])?;
                 let mut out = Vec::new();
-                while let Some(row) = rows.next()? {
-                    let flow: Option<String> = row.get(3)?;
-                    out.push(Wakeup {
-                        id: MessageId::from_string(row.get(0)?),
-                        due_ms: row.get(1)?,
-                        queue_name: row.get(2)?,
-                        flow_control: flow.map(|f| serde_json::from_str(&f)).transpose()?,
-                    });
-                }
+                scan_wakeups(c, |w| out.push(w))?;
                 Ok(out)
             })
             .await?;
         Ok(rows)
     }
+}
+
+impl SqliteStore {
+    /// Hands the wake-up of every stored message to `sink` as its row is read, oldest
+    /// first (the order of [`MessageStore::wakeups`]); returns how many. A restart with a
+    /// million pending messages then never holds them all in one list beside the timer.
+    pub async fn each_wakeup(
+        &self,
+        mut sink: impl FnMut(Wakeup) + Send + 'static,
+    ) -> Result<usize, StoreError> {
+        self.read(move |c| scan_wakeups(c, &mut sink)).await
+    }
+}
+
+/// Reads the wake-up columns of every message, oldest first. Columns only: a restart with
+/// a million pending messages parses no JSON but the few flow-control settings.
+fn scan_wakeups(c: &Connection, mut sink: impl FnMut(Wakeup)) -> Result<usize, StoreError> {
+    let mut stmt =
+        c.prepare("SELECT id, due, queue, flow FROM messages ORDER BY created, rowid")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        let flow: Option<String> = row.get(3)?;
+        sink(Wakeup {
+            id: MessageId::from_string(row.get(0)?),
+            due_ms: row.get(1)?,
+            queue_name: row.get(2)?,
+            flow_control: flow.map(|f| serde_json::from_str(&f)).transpose()?,
+        });
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Scans messages oldest first, keeping those the filter matches.
@@ -403,5 +422,40 @@ impl KeyStore for SqliteStore {
         let after = self.write(|r| Command::SwapKeys(pair, r)).await?;
         self.cache_keys(&after);
         Ok(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qpost_core::ports::{MessageStore, Wakeup};
+    use qpost_core::test_support::message;
+
+    use super::SqliteStore;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn streamed_wakeups_are_the_listed_ones_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("q.db")).unwrap();
+        let batch = (0..5)
+            .map(|i| {
+                let mut m = message();
+                m.created_at += 4 - i;
+                m.not_before = 1_000 * i;
+                qpost_core::publish::new(m, None)
+            })
+            .collect();
+        store.insert(batch).await.unwrap();
+        let listed = store.wakeups().await.unwrap();
+        let streamed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Wakeup>::new()));
+        let sink = streamed.clone();
+        let n = store
+            .each_wakeup(move |w| sink.lock().unwrap().push(w))
+            .await
+            .unwrap();
+        let streamed = streamed.lock().unwrap().clone();
+        assert_eq!(n, 5);
+        assert_eq!(streamed, listed);
+        let dues: Vec<i64> = streamed.iter().map(|w| w.due_ms).collect();
+        assert_eq!(dues, vec![4_000, 3_000, 2_000, 1_000, 0]);
     }
 }
