@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use qpost_core::flow::limits::KeyLimits;
 
-use super::DynamoStore;
 use super::item::{Item, key_item, n, num_attr, s, str_attr};
 use super::keys::{self, FLOW_SHARDS, PK, SK};
 use super::listing::Listing;
 use super::tx::{ABSENT, names};
+use super::{DynamoStore, conditional};
 use crate::error::AwsError;
 
 /// The key's limits model, as JSON.
@@ -91,18 +91,8 @@ fn flow_from_item(item: &Item) -> Result<FlowItem, AwsError> {
 fn applied<O>(
     sent: Result<O, aws_sdk_dynamodb::error::SdkError<UpdateItemError>>,
 ) -> Result<bool, AwsError> {
-    match sent {
-        Ok(_) => Ok(true),
-        Err(e)
-            if matches!(
-                e.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(AwsError::sdk("UpdateItem", e)),
-    }
+    let refused = UpdateItemError::is_conditional_check_failed_exception;
+    Ok(conditional(sent, "UpdateItem", refused)?.is_some())
 }
 
 impl DynamoStore {

@@ -7,10 +7,10 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use qpost_core::ports::KeyStore;
 use qpost_core::signing::SigningKeys;
 
-use super::DynamoStore;
 use super::item::{Item, KEYS, key_item, s, str_attr};
 use super::keys;
 use super::tx::{ABSENT, names};
+use super::{DynamoStore, conditional};
 use crate::error::AwsError;
 
 const UNCHANGED: &str = "#keys = :expected";
@@ -66,18 +66,8 @@ impl DynamoStore {
             .set_expression_attribute_values(expected)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(AwsError::sdk("PutItem", e)),
-        }
+        let refused = PutItemError::is_conditional_check_failed_exception;
+        Ok(conditional(sent, "PutItem", refused)?.is_some())
     }
 }
 

@@ -120,18 +120,9 @@ impl DynamoStore {
             .return_values(returned)
             .send()
             .await;
-        match sent {
-            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(AwsError::sdk("DeleteItem", e)),
-        }
+        let refused = DeleteItemError::is_conditional_check_failed_exception;
+        let deleted = conditional(sent, "DeleteItem", refused)?;
+        Ok(deleted.map(|out| out.attributes.unwrap_or_default()))
     }
 
     /// Deletes every key that exists, then the objects their items named; returns how many
@@ -237,5 +228,22 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+}
+
+/// The output of a conditional write, `None` when its condition refused it (`refused`
+/// names that error of the operation), an error otherwise.
+pub(crate) fn conditional<O, E>(
+    sent: Result<O, aws_sdk_dynamodb::error::SdkError<E>>,
+    operation: &'static str,
+    refused: fn(&E) -> bool,
+) -> Result<Option<O>, AwsError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.as_service_error().is_some_and(refused) => Ok(None),
+        Err(e) => Err(AwsError::sdk(operation, e)),
     }
 }
