@@ -24,12 +24,12 @@ def max_concurrency(records: List[Recorded], delay: float) -> int:
 def test_publish_with_flow_control_keeps_to_the_keys_parallelism_and_shows_its_limits(
     client: QStash, receiver: RecordingReceiver
 ) -> None:
-    receiver.script("/fc/py/par", {"delay": 0.25})
+    receiver.script("/fc/py/par", {"delay": 0.6})
     flow_control = {"key": "sdk-py-par", "parallelism": 2, "rate": 20, "period": 60}
     for n in range(6):
         client.message.publish(url=receiver.url("/fc/py/par"), body=str(n), flow_control=flow_control)
     delivered = receiver.wait_for("/fc/py/par", 6)
-    assert max_concurrency(delivered, 0.25) == 2
+    assert max_concurrency(delivered, 0.6) == 2
 
     info = wait_until(
         lambda: (i := client.flow_control.get("sdk-py-par")).parallelism_count == 0 and i,
@@ -55,7 +55,7 @@ def test_pause_holds_a_keys_messages_and_resume_releases_them(client: QStash, re
 
 
 def test_pin_overrides_the_messages_limits_until_unpinned(client: QStash, receiver: RecordingReceiver) -> None:
-    receiver.script("/fc/py/pin", {"delay": 0.25})
+    receiver.script("/fc/py/pin", {"delay": 0.6})
     flow_control = {"key": "sdk-py-pin", "parallelism": 1}
     client.message.publish(url=receiver.url("/fc/py/pin"), body="first", flow_control=flow_control)
     receiver.wait_for("/fc/py/pin", 1)
@@ -67,7 +67,7 @@ def test_pin_overrides_the_messages_limits_until_unpinned(client: QStash, receiv
     for n in range(6):
         client.message.publish(url=receiver.url("/fc/py/pin"), body=str(n), flow_control=flow_control)
     delivered = receiver.wait_for("/fc/py/pin", 7)
-    assert max_concurrency(delivered[1:], 0.25) == 3
+    assert max_concurrency(delivered[1:], 0.6) == 3
 
     client.flow_control.unpin("sdk-py-pin", {"parallelism": True, "rate": True})
     client.flow_control.reset_rate("sdk-py-pin")

@@ -81,12 +81,12 @@ def test_a_paused_queue_accepts_json_and_delivers_it_after_resume(
 def test_a_queue_with_parallelism_3_has_at_most_3_deliveries_in_flight(
     client: QStash, receiver: RecordingReceiver
 ) -> None:
-    receiver.script("/q/py/wide", {"delay": 0.25})
+    receiver.script("/q/py/wide", {"delay": 0.6})
     client.queue.upsert("sdk-py-wide", parallelism=3)
     for n in range(9):
         client.message.enqueue(queue="sdk-py-wide", url=receiver.url("/q/py/wide"), body=str(n))
     delivered = receiver.wait_for("/q/py/wide", 9)
-    assert max_concurrency(delivered, 0.25) == 3
+    assert max_concurrency(delivered, 0.6) == 3
 
 
 def test_bad_queue_settings_are_refused(client: QStash) -> None:

@@ -19,13 +19,13 @@ function maxConcurrency(records, delayMs) {
 }
 
 test("publish with flowControl stores the key's limits and keeps to its parallelism", async () => {
-  receiver.script("/fc/ts/par", { delayMs: 250 });
+  receiver.script("/fc/ts/par", { delayMs: 600 });
   const flowControl = { key: "sdk-ts-par", parallelism: 2, rate: 20, period: "1m" };
   for (let n = 0; n < 6; n++) {
     await client.publish({ url: receiver.url("/fc/ts/par"), body: String(n), flowControl });
   }
   const delivered = await receiver.waitFor("/fc/ts/par", 6);
-  assert.equal(maxConcurrency(delivered, 250), 2);
+  assert.equal(maxConcurrency(delivered, 600), 2);
 
   const info = await waitUntil(async () => {
     const i = await client.flowControl.get("sdk-ts-par");
@@ -55,7 +55,7 @@ test("pause holds a key's messages and resume releases them", async () => {
 });
 
 test("pin overrides the messages' limits, unpin and resetRate are accepted", async () => {
-  receiver.script("/fc/ts/pin", { delayMs: 250 });
+  receiver.script("/fc/ts/pin", { delayMs: 600 });
   const flowControl = { key: "sdk-ts-pin", parallelism: 1 };
   await client.publish({ url: receiver.url("/fc/ts/pin"), body: "first", flowControl });
   await receiver.waitFor("/fc/ts/pin", 1);
@@ -71,7 +71,7 @@ test("pin overrides the messages' limits, unpin and resetRate are accepted", asy
     await client.publish({ url: receiver.url("/fc/ts/pin"), body: String(n), flowControl });
   }
   const delivered = await receiver.waitFor("/fc/ts/pin", 7);
-  assert.equal(maxConcurrency(delivered.slice(1), 250), 3);
+  assert.equal(maxConcurrency(delivered.slice(1), 600), 3);
 
   await client.flowControl.unpin("sdk-ts-pin", { parallelism: true, rate: true });
   await client.flowControl.resetRate("sdk-ts-pin");

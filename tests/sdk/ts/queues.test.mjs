@@ -81,14 +81,14 @@ test("enqueueJSON delivers JSON and a paused queue holds it until resumed", asyn
 });
 
 test("a queue with parallelism 3 has at most 3 deliveries in flight", async () => {
-  receiver.script("/q/ts/wide", { delayMs: 250 });
+  receiver.script("/q/ts/wide", { delayMs: 600 });
   const queue = client.queue({ queueName: "sdk-ts-wide" });
   await queue.upsert({ parallelism: 3 });
   for (let n = 0; n < 9; n++) {
     await queue.enqueue({ url: receiver.url("/q/ts/wide"), body: String(n) });
   }
   const delivered = await receiver.waitFor("/q/ts/wide", 9);
-  assert.equal(maxConcurrency(delivered, 250), 3);
+  assert.equal(maxConcurrency(delivered, 600), 3);
 });
 
 test("bad queue settings are refused", async () => {
