@@ -4,6 +4,7 @@
 use clap::Parser;
 use qpost::LocalApp;
 use qpost::cli::Cli;
+use qpost_http::shutdown_signal;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: allocation and freeing were about a sixth of the
@@ -29,22 +30,4 @@ async fn main() -> anyhow::Result<()> {
         app.env_block()
     );
     app.run(shutdown).await
-}
-
-/// A future resolving on SIGINT (Ctrl-C) or SIGTERM, with both handlers installed now.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
-    })
-}
-
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }

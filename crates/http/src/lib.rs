@@ -18,6 +18,7 @@ mod messages;
 mod publish;
 mod queues;
 mod schedules;
+mod shutdown;
 mod topics;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use messages::message_routes;
 pub use publish::publish_routes;
 pub use queues::queue_routes;
 pub use schedules::schedule_routes;
+pub use shutdown::shutdown_signal;
 pub use topics::topic_routes;
 
 /// Settings of the HTTP edge itself; everything else comes from [`Services`].

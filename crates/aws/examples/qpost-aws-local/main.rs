@@ -44,7 +44,7 @@ use qpost_aws::{Backend, Config};
 use qpost_core::clock::{Clock, SystemClock};
 use qpost_core::config::Limits;
 use qpost_core::signing::SigningKeys;
-use qpost_http::HttpConfig;
+use qpost_http::{HttpConfig, shutdown_signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -237,23 +237,5 @@ async fn emulate_aws(
         dead_letters,
         ordered,
         workers,
-    })
-}
-
-/// A future resolving on SIGINT (Ctrl-C) or SIGTERM, with both handlers installed now.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
-    })
-}
-
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
     })
 }

@@ -142,21 +142,13 @@ pub async fn serve(app: Router) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use aws_lambda_events::event::apigw::ApiGatewayV2httpRequestContext;
     use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
+    use crate::config::tests::lookup;
 
     #[test]
     fn the_token_comes_from_the_value_else_the_parameter_else_an_error() {
